@@ -1,0 +1,78 @@
+"""Response shapes of doo's API, for the OpenAPI document and for dumping."""
+
+from flask import request
+from marshmallow import Schema
+from marshmallow import fields
+from marshmallow import validate
+
+from schemas.webhook_config import LinkSchema
+from schemas.webhook_config import SelfLinksSchema
+from schemas.webhook_config import WebhookOutSchema
+
+SECURITY = [{"apiKey": [], "bearer": []}]
+
+
+class SuccessSchema(Schema):
+    response_status = fields.Integer()
+    developer_message = fields.String()
+    user_message = fields.String()
+    _links = fields.Nested(SelfLinksSchema, data_key="_links", attribute="_links")
+
+
+class IdEnvelopeSchema(SuccessSchema):
+    data = fields.String(metadata={"description": "The webhook group id."})
+
+
+class GroupEnvelopeSchema(SuccessSchema):
+    data = fields.Nested(WebhookOutSchema)
+
+
+class PageLinksSchema(Schema):
+    self = fields.Nested(LinkSchema)
+    first = fields.Nested(LinkSchema)
+    last = fields.Nested(LinkSchema)
+    prev = fields.Nested(LinkSchema)
+    next = fields.Nested(LinkSchema)
+
+
+class EmbeddedWebhooksSchema(Schema):
+    webhooks = fields.List(fields.Nested(WebhookOutSchema))
+
+
+class WebhookPageSchema(Schema):
+    _links = fields.Nested(PageLinksSchema, data_key="_links", attribute="_links")
+    _embedded = fields.Nested(EmbeddedWebhooksSchema, data_key="_embedded", attribute="_embedded")
+    page_count = fields.Integer()
+    page_size = fields.Integer()
+    total_items = fields.Integer()
+    page = fields.Integer()
+
+
+class PageArgsSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+def success(data=None, **extra):
+    body = {"response_status": 200, "developer_message": "Success", "user_message": "Success"}
+    if data is not None:
+        body["data"] = data
+    body.update(extra)
+    body.setdefault("_links", {"self": {"href": url(request.path)}})
+    return body
+
+
+def url(path):
+    return request.host_url.rstrip("/") + path
+
+
+def page_links(path, page, page_count):
+    """HAL links as doo writes them: first without ?page, the others with it."""
+    base = url(path)
+    links = {"self": {"href": f"{base}?page={page}"}, "first": {"href": base},
+             "last": {"href": f"{base}?page={page_count}"}}
+    if page > 1:
+        links["prev"] = {"href": f"{base}?page={min(page - 1, page_count)}"}
+    if page < page_count:
+        links["next"] = {"href": f"{base}?page={page + 1}"}
+    return links

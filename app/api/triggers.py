@@ -1,0 +1,93 @@
+"""Triggers: POST /v1/triggers for the platform (any language), GET for organizers to see one."""
+
+import logging
+
+from flask import request
+from flask_smorest import abort
+from marshmallow import Schema
+from marshmallow import fields
+
+from app.api.envelopes import SECURITY
+from app.api.envelopes import SuccessSchema
+from app.api.envelopes import success
+from app.auth import current_caller
+from app.auth import require_platform
+from app.errors import ApiBlueprint
+from app.services import services
+from schemas.triggers import TriggerSchema
+from storage import queries
+from workers.producer import complete
+
+log = logging.getLogger(__name__)
+blp = ApiBlueprint("triggers", __name__, description="Triggers: what happened on the platform.")
+
+
+class TriggerIdSchema(Schema):
+    trigger_id = fields.String()
+
+
+class AcceptedSchema(SuccessSchema):
+    data = fields.Nested(TriggerIdSchema)
+
+
+class DeliverySummarySchema(Schema):
+    id = fields.String()
+    group_id = fields.String()
+    type = fields.String()
+    endpoint = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+
+
+class TriggerViewSchema(Schema):
+    trigger_id = fields.String()
+    type = fields.String()
+    organization_id = fields.Integer()
+    event_id = fields.String(allow_none=True)
+    event_guide_id = fields.String(allow_none=True)
+    entity_kind = fields.String()
+    entity_id = fields.String()
+    occurred_at = fields.DateTime()
+    received_at = fields.DateTime()
+    delivery_count = fields.Integer()
+    deliveries = fields.List(fields.Nested(DeliverySummarySchema))
+
+
+class TriggerEnvelopeSchema(SuccessSchema):
+    data = fields.Nested(TriggerViewSchema)
+
+
+@blp.route("/triggers", methods=["POST"])
+@blp.arguments(TriggerSchema, error_status_code=400)
+@blp.response(202, AcceptedSchema)
+@blp.doc(security=[{"apiKey": []}])
+def post_trigger(record):
+    """Enqueue a trigger (x-api-key: a platform key). 202 once it is safely in the broker."""
+    require_platform()
+    record = complete(record)
+    try:
+        services().publisher.trigger(record)
+    except Exception as exc:  # the broker is away: say so, the caller keeps the trigger
+        log.warning("could not enqueue trigger %s: %s", record["trigger_id"], exc)
+        abort(503, message="The trigger could not be queued (broker unavailable); send it again.")
+    body = success({"trigger_id": record["trigger_id"]})
+    body.update(response_status=202, developer_message="Accepted", user_message="Accepted")
+    return body, 202
+
+
+@blp.route("/triggers/<trigger_id>", methods=["GET"])
+@blp.response(200, TriggerEnvelopeSchema)
+@blp.doc(security=SECURITY)
+def get_trigger(trigger_id):
+    """A trigger of one of your organizations and the deliveries it made (possibly none)."""
+    caller = current_caller()
+    with services().engine.begin() as conn:
+        trigger = queries.trigger_by_id(conn, trigger_id)
+        if trigger is None or trigger.organization_id not in caller.organization_ids():
+            abort(404, message=f"No trigger {trigger_id}.")
+        rows = queries.deliveries_of_trigger(conn, trigger.id)
+    data = {key: getattr(trigger, key) for key in TriggerViewSchema().fields if key != "deliveries"}
+    data["deliveries"] = [{key: getattr(row, key) for key in DeliverySummarySchema().fields} for row in rows]
+    return success(data, _links={"self": {"href": request.url}})

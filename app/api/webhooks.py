@@ -1,0 +1,143 @@
+"""Webhook groups: create, list, read, update, delete (doo's configuration API)."""
+
+import math
+
+from flask import request
+from flask_smorest import abort
+from marshmallow import ValidationError
+
+from app import groups
+from app.api.envelopes import SECURITY
+from app.api.envelopes import GroupEnvelopeSchema
+from app.api.envelopes import IdEnvelopeSchema
+from app.api.envelopes import PageArgsSchema
+from app.api.envelopes import WebhookPageSchema
+from app.api.envelopes import page_links
+from app.api.envelopes import success
+from app.api.envelopes import url
+from app.auth import current_caller
+from app.errors import ApiBlueprint
+from app.services import services
+from schemas.webhook_config import WebhookConfigSchema
+from schemas.webhook_config import refuse_masked
+from storage import queries
+from storage.db import utcnow
+from workers.http import check_url_literal
+
+blp = ApiBlueprint("webhooks", __name__, description="Webhook groups (doo's webhook configurations).")
+
+
+def _check_endpoints(config):
+    """Refuse receivers written as an IP that the delivery guard would block anyway."""
+    allowed = services().settings.allowed_networks
+    errors = {}
+    for i, hook in enumerate(config["hooks"]):
+        for key, value in (("endpoint", hook["endpoint"]), ("origin", (hook.get("origin") or {}).get("endpoint"))):
+            reason = value and check_url_literal(value, allowed)
+            if reason:
+                errors.setdefault("hooks", {}).setdefault(i, {})[key] = [reason]
+    auth_endpoint = (config.get("authentication") or {}).get("endpoint")
+    reason = auth_endpoint and check_url_literal(auth_endpoint, allowed)
+    if reason:
+        errors["authentication"] = {"endpoint": [reason]}
+    if errors:
+        abort(400, errors=errors)
+
+
+@blp.route("/team/<int:team_id>/webhooks", methods=["POST"])
+@blp.arguments(WebhookConfigSchema, error_status_code=400)
+@blp.response(200, IdEnvelopeSchema)
+@blp.doc(security=SECURITY)
+def create_group(config, team_id):
+    """Create a webhook group for the team's organization."""
+    caller = current_caller()
+    membership = caller.team(team_id, write=True)
+    try:
+        refuse_masked(config)
+    except ValidationError as exc:
+        abort(400, errors=exc.messages)
+    _check_endpoints(config)
+    svc = services()
+    group, hook_rows = groups.to_rows(config, svc.box)
+    now = utcnow()
+    group.update(id=groups.new_group_id(), organization_id=membership.organization_id, team_id=team_id,
+                 created_at=now, updated_at=now)
+    with svc.engine.begin() as conn:
+        queries.insert_group(conn, group, hook_rows)
+    return success(group["id"])
+
+
+@blp.route("/team/<int:team_id>/webhooks", methods=["GET"])
+@blp.arguments(PageArgsSchema, location="query", error_status_code=400)
+@blp.response(200, WebhookPageSchema)
+@blp.doc(security=SECURITY)
+def list_groups(args, team_id):
+    """List the webhook groups of the team's organization, 25 a page."""
+    caller = current_caller()
+    membership = caller.team(team_id)
+    page, size = args["page"], args["page_size"]
+    with services().engine.begin() as conn:
+        total = queries.count_groups(conn, membership.organization_id)
+        rows, hooks = queries.list_groups(conn, membership.organization_id, size, (page - 1) * size)
+    page_count = max(1, math.ceil(total / size))
+    items = [groups.to_listing(row, hooks.get(row.id, []), url(f"/v1/webhooks/{row.id}")) for row in rows]
+    return {
+        "_links": page_links(request.path, page, page_count),
+        "_embedded": {"webhooks": items},
+        "page_count": page_count, "page_size": size, "total_items": total, "page": page,
+    }
+
+
+def _visible_group(conn, caller, group_id, write=False):
+    group, hooks = queries.get_group(conn, group_id)
+    # Another organization's group answers exactly like a missing one: no hint it exists.
+    if group is None or group.organization_id not in caller.organization_ids():
+        abort(404, message=f"No webhook group {group_id}.")
+    if write and group.organization_id not in caller.organization_ids(write=True):
+        abort(403, message="Your role in this organization may only read.")
+    return group, hooks
+
+
+@blp.route("/webhooks/<group_id>", methods=["GET"])
+@blp.response(200, GroupEnvelopeSchema)
+@blp.doc(security=SECURITY)
+def get_group(group_id):
+    """One webhook group (secrets masked)."""
+    caller = current_caller()
+    with services().engine.begin() as conn:
+        group, hooks = _visible_group(conn, caller, group_id)
+    return success(groups.to_listing(group, hooks, url(request.path)))
+
+
+@blp.route("/webhooks/<group_id>", methods=["PUT"])
+@blp.arguments(WebhookConfigSchema, error_status_code=400)
+@blp.response(200, IdEnvelopeSchema)
+@blp.doc(security=SECURITY)
+def update_group(config, group_id):
+    """Replace a group's configuration; a masked secret sent back keeps the stored one."""
+    caller = current_caller()
+    _check_endpoints(config)
+    svc = services()
+    with svc.engine.begin() as conn:
+        stored, _ = _visible_group(conn, caller, group_id, write=True)
+        if config.get("signing_secret") == "********" and stored.signing_secret_enc is None:
+            abort(400, errors={"signing_secret": ["there is no stored signing secret to keep"]})
+        auth = config.get("authentication")
+        if auth and auth["credentials"]["client_secret"] == "********" and stored.client_secret_enc is None:
+            abort(400, errors={"authentication": {"credentials": {
+                "client_secret": ["there is no stored client secret to keep; send the real one"]}}})
+        fields, hook_rows = groups.to_rows(config, svc.box, keep=stored)
+        queries.update_group(conn, group_id, fields, hook_rows, utcnow())
+    return success(group_id)
+
+
+@blp.route("/webhooks/<group_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.doc(security=SECURITY)
+def delete_group(group_id):
+    """Delete a group. 204 whether or not it existed or was yours (doo: no brute-force oracle)."""
+    # doo's own DELETE example sends only x-api-key; a Bearer token, when sent, must be valid.
+    caller = current_caller(bearer_required=False)
+    with services().engine.begin() as conn:
+        queries.delete_group(conn, group_id, caller.organization_ids(write=True), utcnow())
+    return "", 204

@@ -1,0 +1,106 @@
+"""doo's error envelope for every error the API answers, and the pieces that guarantee it."""
+
+import logging
+
+from flask import jsonify
+from flask_smorest import Api
+from flask_smorest import Blueprint
+from marshmallow import Schema
+from marshmallow import fields
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
+
+log = logging.getLogger(__name__)
+
+USER_MESSAGES = {
+    400: "The request is not valid.",
+    401: "You are not authenticated.",
+    403: "You are not allowed to do this.",
+    404: "Not found.",
+    405: "This method is not allowed here.",
+    413: "The request is too large.",
+    415: "The request body must be JSON.",
+    429: "Too many requests.",
+    500: "Something went wrong on our side.",
+    503: "The service is not available right now.",
+}
+
+
+class ErrorSchema(Schema):
+    response_status = fields.Integer(required=True)
+    developer_message = fields.String(required=True)
+    user_message = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "Field-level messages, keyed by field (nested)."})
+
+
+def envelope(status, developer_message, errors=None, user_message=None):
+    body = {
+        "response_status": status,
+        "developer_message": developer_message,
+        "user_message": user_message or USER_MESSAGES.get(status, "The request failed."),
+        "errors": errors or {},
+    }
+    return jsonify(body), status
+
+
+class Parser(FlaskParser):
+    # doo answers validation errors with 400, not webargs' 422
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+        from flask_smorest import abort
+        abort(400, message=f"The body is not valid JSON: {error}", errors={"json": ["Invalid JSON body."]})
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+
+class DooApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages") or {}
+        # webargs nests body errors under the location ("json"); doo's clients expect fields
+        if isinstance(errors, dict) and set(errors) == {"json"} and isinstance(errors["json"], dict):
+            errors = errors["json"]
+        if isinstance(errors, dict) and set(errors) == {"query"} and isinstance(errors["query"], dict):
+            errors = errors["query"]
+        message = data.get("message") or error.description or error.name
+        if errors and not data.get("message"):
+            message = "Validation failed: " + "; ".join(_flatten(errors))
+        response, status = envelope(error.code or 500, message, errors)
+        for name, value in (data.get("headers") or {}).items():
+            response.headers[name] = value
+        if error.code == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, status
+
+
+def _flatten(errors, prefix=""):
+    for key, value in errors.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, path + ".")
+        elif isinstance(value, list):
+            texts = [v for v in value if isinstance(v, str)]
+            nested = [v for v in value if isinstance(v, dict)]
+            if texts:
+                yield f"{path}: {' '.join(texts)}"
+            for item in nested:
+                yield from _flatten(item, path + ".")
+        else:
+            yield f"{path}: {value}"
+
+
+def register(app, api):
+    api_handler = api.handle_http_exception
+    app.register_error_handler(HTTPException, api_handler)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        # The one place a bug surfaces: logged with its traceback, answered with the envelope.
+        log.exception("unhandled error")
+        return api_handler(InternalServerError())

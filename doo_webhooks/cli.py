@@ -1,0 +1,252 @@
+"""The ``doo-webhooks`` command: run the processes, migrate, bootstrap tenants, rotate keys."""
+
+import json
+import sys
+
+import click
+
+from doo_webhooks import __version__
+from doo_webhooks import settings as settings_module
+
+
+def _settings():
+    try:
+        return settings_module.from_env()
+    except settings_module.SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _engine(settings):
+    from storage.db import engine_for
+    return engine_for(settings.database_url)
+
+
+def _print(obj):
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="doo-webhooks")
+def main():
+    """doo-webhooks: webhook delivery for the doo event-ticketing platform."""
+    from doo_webhooks.logs import configure
+    configure(_settings())
+
+
+# --- database --------------------------------------------------------------------------
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision):
+    """Create or migrate the tables (Alembic)."""
+    from storage.migrate import current, upgrade
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {current(settings.database_url)}")
+
+
+# --- bootstrap -------------------------------------------------------------------------
+
+@main.group()
+def admin():
+    """Create organizations, teams, organizers and their credentials."""
+
+
+def _create(fn, *args):
+    from storage.db import utcnow
+    settings = _settings()
+    try:
+        with _engine(settings).begin() as conn:
+            return fn(conn, *args, utcnow())
+    except LookupError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@admin.command("create-organization")
+@click.option("--name", required=True)
+def create_organization(name):
+    """Create an organization; prints its id."""
+    from storage import queries
+    _print({"organization_id": _create(queries.create_organization, name)})
+
+
+@admin.command("create-team")
+@click.option("--organization-id", type=int, required=True)
+@click.option("--name", default=None)
+def create_team(organization_id, name):
+    """Create a team in an organization; prints its id."""
+    from storage import queries
+    _print({"team_id": _create(queries.create_team, organization_id, name)})
+
+
+@admin.command("create-organizer")
+@click.option("--email", required=True)
+@click.option("--name", default=None)
+@click.option("--team-id", type=int, required=True, multiple=True, help="Repeat for several teams.")
+@click.option("--role", type=click.Choice(("team_admin", "team_member", "team_viewer")), default="team_admin",
+              show_default=True)
+def create_organizer(email, name, team_id, role):
+    """Create an organizer (a user) with a role in one or more teams."""
+    from sqlalchemy.exc import IntegrityError
+
+    from storage import queries
+    from storage.db import utcnow
+    settings = _settings()
+    try:
+        with _engine(settings).begin() as conn:
+            organizer_id = queries.create_organizer(conn, email, name, utcnow())
+            for team in team_id:
+                queries.add_membership(conn, organizer_id, team, role)
+    except LookupError as exc:
+        raise click.BadParameter(str(exc)) from None
+    except IntegrityError:
+        raise click.BadParameter(f"an organizer with email {email!r} exists already") from None
+    _print({"organizer_id": organizer_id, "teams": list(team_id), "role": role})
+
+
+@admin.command("create-credentials")
+@click.option("--organizer-id", type=int, required=True)
+def create_credentials(organizer_id):
+    """Print a new api_key, client_id and client_secret for an organizer (shown once)."""
+    from doo_webhooks.crypto import digest, new_secret
+    from storage import queries
+    api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
+    _create(queries.create_credentials, organizer_id, digest(api_key), client_id, digest(client_secret))
+    _print({"api_key": api_key, "client_id": client_id, "client_secret": client_secret})
+
+
+@admin.command("create-platform-key")
+@click.option("--name", default="platform", show_default=True)
+def create_platform_key(name):
+    """Print a new key for POST /v1/triggers (shown once)."""
+    from doo_webhooks.crypto import digest, new_secret
+    from storage import queries
+    key = new_secret("dp_")
+    _create(queries.create_platform_key, name, digest(key))
+    _print({"platform_key": key})
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+@main.group()
+def secrets():
+    """Encryption of receiver secrets at rest."""
+
+
+@secrets.command("rotate")
+def secrets_rotate():
+    """Re-encrypt every stored secret under the newest key of DOO_WEBHOOKS_SECRET_KEYS."""
+    from doo_webhooks.crypto import SecretBox
+    from storage import queries
+    settings = _settings()
+    box = SecretBox(settings)
+    rotated, after = 0, ""
+    while True:
+        with _engine(settings).begin() as conn:
+            rows = queries.groups_with_secrets(conn, after, 500)
+            for row in rows:
+                rotate = (lambda t: box.rotate(t) if t else None)
+                queries.set_group_secrets(conn, row.id, rotate(row.client_secret_enc), rotate(row.signing_secret_enc))
+                rotated += 1
+        if not rows:
+            break
+        after = rows[-1].id
+    click.echo(f"re-encrypted the secrets of {rotated} webhook group(s) under the newest key")
+
+
+# --- processes -------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def api(host, port):
+    """Serve the REST API alone (development server; use gunicorn in production)."""
+    from app import create_app
+    from storage.migrate import upgrade
+    settings = _settings()
+    upgrade(settings.database_url)
+    create_app(settings).run(host=host, port=port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the SQLite file and keys live (default DOO_WEBHOOKS_DATA_DIR).")
+def standalone(host, port, data_dir):
+    """API, worker and scheduler in one process on SQLite: no Redis, no PostgreSQL."""
+    import os
+    import pathlib
+
+    from doo_webhooks.standalone import run
+    env = dict(os.environ)
+    if data_dir:
+        env["DOO_WEBHOOKS_DATA_DIR"] = data_dir
+        if not env.get("DOO_WEBHOOKS_DATABASE_URL"):
+            env["DOO_WEBHOOKS_DATABASE_URL"] = f"sqlite:///{pathlib.Path(data_dir).expanduser().resolve()}/doo-webhooks.sqlite3"
+    try:
+        settings = settings_module.from_env(env)
+    except settings_module.SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    run(settings, host, port)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", default=20, show_default=True, type=int, help="Worker threads.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency, celery_args):
+    """Celery worker on the 'triggers' and 'deliveries' queues (threads pool). Extra args go to Celery."""
+    from workers.celery_app import app
+    from workers.queues import DELIVERIES_QUEUE, TRIGGERS_QUEUE
+    app.worker_main(["worker", "-Q", f"{TRIGGERS_QUEUE},{DELIVERIES_QUEUE}", "--pool", "threads",
+                     "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+                     "--loglevel", _settings().log_level, *celery_args])
+
+
+@main.command()
+def scheduler():
+    """The periodic dispatcher: re-enqueues due retries, lost messages and expired leases."""
+    import signal
+    import threading
+
+    from workers import scheduler as sweeper
+    from workers.tasks import context
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sweeper.run(context(), stop)
+
+
+@main.command()
+@click.argument("trigger_type")
+@click.argument("entity_file", type=click.File("r"))
+@click.option("--organization-id", type=int, required=True)
+@click.option("--event-id", default=None)
+@click.option("--event-guide-id", default=None)
+@click.option("--trigger-id", default=None, help="Makes the call idempotent.")
+def emit(trigger_type, entity_file, organization_id, event_id, event_guide_id, trigger_id):
+    """Emit a trigger: TRIGGER_TYPE (e.g. order_created) with the entity JSON in ENTITY_FILE ('-' = stdin)."""
+    from marshmallow import ValidationError
+
+    from workers.producer import emit as emit_trigger
+    try:
+        entity = json.load(entity_file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="ENTITY_FILE") from None
+    try:
+        trigger_id = emit_trigger(trigger_type, entity, organization_id=organization_id, event_id=event_id,
+                                  event_guide_id=event_guide_id, trigger_id=trigger_id,
+                                  broker_url=_settings().broker_url)
+    except ValidationError as exc:
+        click.echo(json.dumps({"errors": exc.messages}, indent=2), err=True)
+        raise SystemExit(2) from None
+    _print({"trigger_id": trigger_id})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

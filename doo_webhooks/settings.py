@@ -1,0 +1,160 @@
+"""Every setting of doo-webhooks, read from the environment in this one place.
+
+Each setting is an environment variable prefixed ``DOO_WEBHOOKS_``; README.rst documents
+them in one table (name, default, meaning) that mirrors ``SETTINGS`` below. Nothing else
+in the project reads ``os.environ`` for configuration.
+"""
+
+import dataclasses
+import ipaddress
+import os
+import pathlib
+
+PREFIX = "DOO_WEBHOOKS_"
+
+DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
+
+
+def _ints(text):
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _floats(text):
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _networks(text):
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _keys(text):
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bool(text):
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    parse: object
+    meaning: str
+
+
+#: The documented settings: name (without prefix), default as text, parser, meaning.
+SETTINGS = (
+    Setting("DATA_DIR", "~/.doo-webhooks", str,
+            "Folder for the embedded SQLite database and the generated secret key."),
+    Setting("DATABASE_URL", "", str,
+            "SQLAlchemy URL of the ledger, e.g. postgresql+psycopg2://user@host/db. "
+            "Empty: an SQLite file in DATA_DIR."),
+    Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
+            "Redis for the token cache and single-flight locks. "
+            "'memory://' keeps them in the process (embedded mode)."),
+    Setting("BROKER_URL", "redis://127.0.0.1:6379/0", str,
+            "Celery broker URL for the 'triggers' and 'deliveries' queues."),
+    Setting("SECRET_KEYS", "", _keys,
+            "Comma-separated Fernet keys, newest first, that encrypt client secrets at rest. "
+            "Empty: a key is generated once into DATA_DIR/secret.key."),
+    Setting("ALLOWED_NETWORKS", "", _networks,
+            "CIDRs that receivers, token endpoints and origins may resolve to although they "
+            "are not globally routable (e.g. 127.0.0.0/8 in tests)."),
+    Setting("RETRY_SCHEDULE", ",".join(map(str, DEFAULT_RETRY_SCHEDULE)), _ints,
+            "Seconds to wait after failed attempt 1, 2, ...; the last value repeats."),
+    Setting("RETRY_JITTER", "0.2", float,
+            "Relative jitter applied to every retry delay (0.2 = plus or minus 20 %)."),
+    Setting("MAX_ATTEMPTS", "10", int,
+            "Attempts before a delivery is dead (moved to the dead letters)."),
+    Setting("SUCCESS_STATUSES", "200", _ints,
+            "HTTP statuses from a receiver that count as delivered."),
+    Setting("CONNECT_TIMEOUT", "5", float, "Seconds to connect to a receiver, token endpoint or origin."),
+    Setting("READ_TIMEOUT", "15", float, "Seconds to wait for a response."),
+    Setting("RESPONSE_EXCERPT_BYTES", "65536", int, "How much of a receiver's answer is kept per attempt."),
+    Setting("TOKEN_DEFAULT_TTL", "300", int,
+            "Seconds a receiver's access token is cached when its answer has no expires_in."),
+    Setting("TOKEN_LEEWAY", "30", int, "Seconds before expires_in at which a cached token is dropped."),
+    Setting("LEASE_SECONDS", "60", int,
+            "How long a claimed delivery belongs to one worker; after that the scheduler "
+            "takes it back (the worker died)."),
+    Setting("REQUEUE_AFTER", "30", int,
+            "Seconds after which a due delivery whose queue message never ran is enqueued again."),
+    Setting("DISPATCH_INTERVAL", "1", float, "Seconds between two runs of the scheduler's dispatch_due."),
+    Setting("BATCH_SIZE", "20", int, "Most deliveries one deliver task claims and sends."),
+    Setting("ORIGIN_API_KEY", "", str, "x-api-key sent to GraphQL origins."),
+    Setting("ORIGIN_TOKEN", "", str, "Bearer token sent to GraphQL origins."),
+    Setting("ACCESS_TOKEN_TTL", "3600", int, "Lifetime in seconds of tokens issued by POST /v1/oauth."),
+    Setting("MAX_BODY_BYTES", "1048576", int, "Largest request body the API accepts (413 above)."),
+    Setting("LOG_FORMAT", "auto", str, "'json', 'text', or 'auto' (text on a terminal, JSON otherwise)."),
+    Setting("LOG_LEVEL", "INFO", str, "Python log level name."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: pathlib.Path
+    database_url: str
+    redis_url: str
+    broker_url: str
+    secret_keys: tuple
+    allowed_networks: tuple
+    retry_schedule: tuple
+    retry_jitter: float
+    max_attempts: int
+    success_statuses: tuple
+    connect_timeout: float
+    read_timeout: float
+    response_excerpt_bytes: int
+    token_default_ttl: int
+    token_leeway: int
+    lease_seconds: int
+    requeue_after: int
+    dispatch_interval: float
+    batch_size: int
+    origin_api_key: str
+    origin_token: str
+    access_token_ttl: int
+    max_body_bytes: int
+    log_format: str
+    log_level: str
+
+    @property
+    def timeouts(self):
+        return (self.connect_timeout, self.read_timeout)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+class SettingsError(ValueError):
+    """A DOO_WEBHOOKS_ variable has a value that cannot be used."""
+
+
+def from_env(environ=None):
+    """Read every setting from ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(PREFIX + setting.name, setting.default)
+        try:
+            values[setting.name.lower()] = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}{setting.name}={raw!r}: {exc}") from None
+    values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser()
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{values['data_dir'] / 'doo-webhooks.sqlite3'}"
+    if not values["retry_schedule"]:
+        raise SettingsError(f"{PREFIX}RETRY_SCHEDULE needs at least one delay")
+    if values["max_attempts"] < 1:
+        raise SettingsError(f"{PREFIX}MAX_ATTEMPTS must be at least 1")
+    return Settings(**values)
+
+
+def settings_table():
+    """The settings as reStructuredText rows (README.rst is checked against this)."""
+    return [(PREFIX + s.name, s.default, s.meaning) for s in SETTINGS]

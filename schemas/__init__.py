@@ -1,0 +1,1 @@
+"""marshmallow schemas: API bodies, triggers and entities."""

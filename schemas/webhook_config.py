@@ -1,0 +1,228 @@
+"""The webhook configuration object (doo's "AddWebhook object") and its listing form."""
+
+import hashlib
+import json
+import re
+
+from marshmallow import EXCLUDE
+from marshmallow import RAISE
+from marshmallow import Schema
+from marshmallow import ValidationError
+from marshmallow import fields
+from marshmallow import post_load
+from marshmallow import pre_load
+from marshmallow import validate
+from marshmallow import validates_schema
+
+from schemas.types import PLACEHOLDERS
+from schemas.types import TYPES
+from schemas.types import normalize_type
+
+METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
+PLACEHOLDER = re.compile(r"%[A-Z_]+%")
+HASHED_TYPE = re.compile(r"^(?P<type>[a-z_]+)_[0-9a-f]{32}$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+MASKED_ON_CREATE = ("this is the masked value from a listing, not a secret: send the real secret, "
+                    "or update the group with PUT /v1/webhooks/<id>, which keeps the stored one")
+
+
+class Id(fields.Field):
+    """doo ids arrive as numbers or strings; they are kept as strings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValidationError("Must be an integer or a string.")
+        text = str(value).strip()
+        if not text or len(text) > 64:
+            raise ValidationError("Must be 1 to 64 characters.")
+        return text
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+class Url(fields.Url):
+    def __init__(self, **kwargs):
+        super().__init__(schemes={"http", "https"}, require_tld=False,
+                         validate=validate.Length(max=2000), **kwargs)
+
+
+class HookType(fields.String):
+    """A webhook type; the ``on_`` prefix and the listed ``<type>_<32 hex>`` form are accepted."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        hashed = HASHED_TYPE.match(text)
+        if hashed and hashed.group("type") in TYPES:
+            text = hashed.group("type")
+        try:
+            return normalize_type(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class OriginSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    method = fields.String(load_default="POST", validate=validate.OneOf(("POST",)))
+    endpoint = Url(required=True)
+    body = fields.String(required=True, validate=validate.Length(min=2, max=100_000),
+                         metadata={"description": "The GraphQL request as a JSON string; placeholders "
+                                                  "%EVENT_ID%, %ORDER_ID%, %ATTENDEE_ID%, %ORGANIZATION_ID%."})
+
+
+class HookSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = HookType(required=True, metadata={"description": "A webhook type, e.g. order_created."})
+    method = fields.String(load_default="POST", validate=validate.OneOf(METHODS))
+    endpoint = Url(required=True)
+    origin = fields.Nested(OriginSchema, allow_none=True)
+
+    @pre_load
+    def upper_method(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = dict(data, method=data["method"].upper())
+        return data
+
+    @validates_schema
+    def check_placeholders(self, data, **kwargs):
+        origin = data.get("origin")
+        if not origin or "type" not in data:
+            return
+        allowed = PLACEHOLDERS[TYPES[data["type"]]]
+        unknown = sorted(set(PLACEHOLDER.findall(origin["body"])) - set(allowed))
+        if unknown:
+            raise ValidationError(
+                {"origin": {"body": [f"unknown placeholder(s) {', '.join(unknown)} for a {data['type']} hook; "
+                                     f"allowed: {', '.join(allowed)}"]}})
+        try:
+            parsed = json.loads(PLACEHOLDER.sub("1", origin["body"]))
+        except ValueError as exc:
+            raise ValidationError({"origin": {"body": [f"must be a JSON string (a GraphQL request): {exc}"]}})
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("query"), str):
+            raise ValidationError({"origin": {"body": ["must be a JSON object with a 'query' string"]}})
+
+
+class ClientCredentialsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    client_id = fields.String(validate=validate.Length(max=255), allow_none=True)
+    client_secret = fields.String(required=True, validate=validate.Length(min=1, max=1000),
+                                  metadata={"description": "Returned masked as ********."})
+
+
+class AuthenticationSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    grant_type = fields.String(load_default="client_credentials", validate=validate.OneOf(("client_credentials",)))
+    endpoint = Url(required=True)
+    credentials = fields.Nested(ClientCredentialsSchema, required=True)
+    header_format = fields.String(load_default="Authorization", validate=validate.Regexp(
+        HEADER_NAME, error="must be an HTTP header name of 1 to 100 characters"))
+    header_value_format = fields.String(load_default="Bearer %ACCESS_TOKEN%", validate=[
+        validate.Length(min=1, max=100),
+        validate.Regexp(r"^[^\r\n]*%ACCESS_TOKEN%[^\r\n]*$", error="must contain %ACCESS_TOKEN% on one line"),
+    ])
+
+
+class WebhookConfigSchema(Schema):
+    """The configuration object of POST /v1/team/<team_id>/webhooks and PUT /v1/webhooks/<id>."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    description = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    event_id = Id(allow_none=True, metadata={"description": "Attach to this event only."})
+    event_guide_id = Id(allow_none=True, metadata={"description": "Attach to events created from this guide."})
+    hooks = fields.List(fields.Nested(HookSchema), required=True, validate=validate.Length(min=1, max=100))
+    authentication = fields.Nested(AuthenticationSchema, allow_none=True)
+    signing_secret = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^whsec_[A-Za-z0-9+/=]{32,90}$|^\*{8}$", error="must be whsec_ followed by 24 to 64 base64 bytes"),
+        metadata={"description": "Standard Webhooks signing secret (whsec_...); returned masked."})
+    # A listed object carries these; doo's update recipe posts it back, so they are read and ignored.
+    id = fields.Raw(load_only=True)
+    _links = fields.Raw(load_only=True, data_key="_links")
+
+    @validates_schema
+    def one_scope(self, data, **kwargs):
+        if data.get("event_id") is not None and data.get("event_guide_id") is not None:
+            raise ValidationError("set event_id or event_guide_id, not both", "event_guide_id")
+
+    @post_load
+    def drop_listing_fields(self, data, **kwargs):
+        data.pop("id", None)
+        data.pop("_links", None)
+        return data
+
+
+def refuse_masked(config):
+    """On create there is no stored secret to keep: a mask is a mistake, said plainly."""
+    errors = {}
+    secret = ((config.get("authentication") or {}).get("credentials") or {}).get("client_secret")
+    if secret == "********":
+        errors["authentication"] = {"credentials": {"client_secret": [MASKED_ON_CREATE]}}
+    if config.get("signing_secret") == "********":
+        errors["signing_secret"] = [MASKED_ON_CREATE]
+    if errors:
+        raise ValidationError(errors)
+
+
+def type_key(hook):
+    """The stored type: the bare type, or ``<type>_<32 hex>`` digest of a GraphQL hook's origin."""
+    origin = hook.get("origin")
+    if not origin:
+        return hook["type"]
+    text = json.dumps([origin["method"], origin["endpoint"], origin["body"]], separators=(",", ":"))
+    return f"{hook['type']}_{hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()}"
+
+
+# --- listing form --------------------------------------------------------------------------
+
+class LinkSchema(Schema):
+    href = fields.String()
+
+
+class SelfLinksSchema(Schema):
+    self = fields.Nested(LinkSchema)
+
+
+class HookOutSchema(Schema):
+    type = fields.String()
+    method = fields.String()
+    endpoint = fields.String()
+    origin = fields.Nested(OriginSchema)
+    disabled = fields.Boolean(metadata={"description": "Present and true when the hook was disabled."})
+
+
+class CredentialsOutSchema(Schema):
+    client_id = fields.String(allow_none=True)
+    client_secret = fields.String()
+
+
+class AuthenticationOutSchema(Schema):
+    grant_type = fields.String()
+    endpoint = fields.String()
+    credentials = fields.Nested(CredentialsOutSchema)
+    header_format = fields.String()
+    header_value_format = fields.String()
+
+
+class WebhookOutSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    event_id = fields.String()
+    event_guide_id = fields.String()
+    hooks = fields.List(fields.Nested(HookOutSchema))
+    authentication = fields.Nested(AuthenticationOutSchema)
+    signing_secret = fields.String()
+    _links = fields.Nested(SelfLinksSchema, data_key="_links", attribute="_links")

@@ -1,0 +1,1 @@
+"""Persistence shared by the API (app/) and the delivery engine (workers/)."""

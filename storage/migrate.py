@@ -1,0 +1,26 @@
+"""``doo-webhooks db upgrade``: Alembic, configured in code so no alembic.ini is needed."""
+
+import pathlib
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+
+
+def alembic_config(url):
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url, revision="head"):
+    command.upgrade(alembic_config(url), revision)
+
+
+def current(url):
+    from alembic.runtime.migration import MigrationContext
+    from storage.db import engine_for
+    with engine_for(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

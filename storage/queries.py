@@ -1,0 +1,416 @@
+"""Every SQL statement of doo-webhooks. Callers pass a connection inside a transaction.
+
+Two dialects are served: PostgreSQL (production; claims use ``FOR UPDATE SKIP LOCKED`` so
+many workers and schedulers take disjoint rows) and SQLite (embedded mode; a single
+writer, made explicit by ``BEGIN IMMEDIATE`` in storage.db).
+"""
+
+import datetime
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from storage.tables import access_tokens
+from storage.tables import attempts
+from storage.tables import credentials
+from storage.tables import deliveries
+from storage.tables import hooks
+from storage.tables import memberships
+from storage.tables import organizations
+from storage.tables import organizers
+from storage.tables import platform_keys
+from storage.tables import teams
+from storage.tables import triggers
+from storage.tables import webhook_groups
+
+OPEN_STATUSES = ("pending", "retrying")
+BLOCKING_STATUSES = ("pending", "retrying", "in_flight")
+
+
+def _insert(conn, table):
+    """An INSERT that knows ON CONFLICT on both dialects."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _locking(conn, select):
+    if conn.dialect.name == "postgresql":
+        return select.with_for_update(skip_locked=True)
+    return select
+
+
+# --- tenancy and credentials -------------------------------------------------------------
+
+def create_organization(conn, name, now):
+    return conn.execute(sa.insert(organizations).values(name=name, created_at=now)).inserted_primary_key[0]
+
+
+def organization_count(conn):
+    return conn.execute(sa.select(sa.func.count()).select_from(organizations)).scalar_one()
+
+
+def create_team(conn, organization_id, name, now, is_all_events_team=True):
+    if conn.execute(sa.select(organizations.c.id).where(organizations.c.id == organization_id)).first() is None:
+        raise LookupError(f"organization {organization_id} does not exist")
+    return conn.execute(sa.insert(teams).values(
+        organization_id=organization_id, name=name, is_all_events_team=is_all_events_team, created_at=now,
+    )).inserted_primary_key[0]
+
+
+def create_organizer(conn, email, name, now):
+    return conn.execute(sa.insert(organizers).values(email=email, name=name, created_at=now)).inserted_primary_key[0]
+
+
+def add_membership(conn, organizer_id, team_id, role):
+    if conn.execute(sa.select(teams.c.id).where(teams.c.id == team_id)).first() is None:
+        raise LookupError(f"team {team_id} does not exist")
+    if conn.execute(sa.select(organizers.c.id).where(organizers.c.id == organizer_id)).first() is None:
+        raise LookupError(f"organizer {organizer_id} does not exist")
+    conn.execute(sa.insert(memberships).values(organizer_id=organizer_id, team_id=team_id, role=role))
+
+
+def create_credentials(conn, organizer_id, api_key_hash, client_id, client_secret_hash, now):
+    if conn.execute(sa.select(organizers.c.id).where(organizers.c.id == organizer_id)).first() is None:
+        raise LookupError(f"organizer {organizer_id} does not exist")
+    return conn.execute(sa.insert(credentials).values(
+        organizer_id=organizer_id, api_key_hash=api_key_hash, client_id=client_id,
+        client_secret_hash=client_secret_hash, created_at=now,
+    )).inserted_primary_key[0]
+
+
+def create_platform_key(conn, name, key_hash, now):
+    return conn.execute(sa.insert(platform_keys).values(name=name, key_hash=key_hash, created_at=now)).inserted_primary_key[0]
+
+
+def platform_key_exists(conn, key_hash):
+    row = conn.execute(sa.select(platform_keys.c.id).where(
+        platform_keys.c.key_hash == key_hash, platform_keys.c.revoked_at.is_(None))).first()
+    return row is not None
+
+
+def credential_by_api_key(conn, api_key_hash):
+    return conn.execute(sa.select(credentials).where(
+        credentials.c.api_key_hash == api_key_hash, credentials.c.revoked_at.is_(None))).first()
+
+
+def store_access_token(conn, token_hash, credential_id, expires_at):
+    conn.execute(sa.insert(access_tokens).values(
+        token_hash=token_hash, credential_id=credential_id, expires_at=expires_at))
+
+
+def access_token(conn, token_hash):
+    return conn.execute(sa.select(access_tokens).where(access_tokens.c.token_hash == token_hash)).first()
+
+
+def purge_expired_tokens(conn, now):
+    conn.execute(sa.delete(access_tokens).where(access_tokens.c.expires_at < now))
+
+
+def memberships_of(conn, organizer_id):
+    """The organizer's teams with their organization, in a stable order."""
+    return conn.execute(
+        sa.select(
+            teams.c.id.label("team_id"), teams.c.name.label("team_name"),
+            teams.c.is_all_events_team, memberships.c.role,
+            organizations.c.id.label("organization_id"), organizations.c.name.label("organization_name"),
+        )
+        .select_from(memberships.join(teams).join(organizations))
+        .where(memberships.c.organizer_id == organizer_id)
+        .order_by(organizations.c.id, teams.c.id)
+    ).all()
+
+
+# --- webhook groups ----------------------------------------------------------------------
+
+def insert_group(conn, group, hook_rows):
+    conn.execute(sa.insert(webhook_groups).values(**group))
+    _insert_hooks(conn, group["id"], hook_rows)
+
+
+def _insert_hooks(conn, group_id, hook_rows):
+    if hook_rows:
+        conn.execute(sa.insert(hooks), [dict(row, group_id=group_id, position=i) for i, row in enumerate(hook_rows)])
+
+
+def update_group(conn, group_id, fields, hook_rows, now):
+    """Replace a group's settings and hooks; old hook rows stay for the deliveries that name them."""
+    conn.execute(sa.update(webhook_groups).where(webhook_groups.c.id == group_id).values(**fields, updated_at=now))
+    conn.execute(sa.update(hooks).where(hooks.c.group_id == group_id, hooks.c.removed_at.is_(None))
+                 .values(removed_at=now))
+    _insert_hooks(conn, group_id, hook_rows)
+
+
+def count_groups(conn, organization_id):
+    return conn.execute(sa.select(sa.func.count()).select_from(webhook_groups).where(
+        webhook_groups.c.organization_id == organization_id, webhook_groups.c.deleted_at.is_(None))).scalar_one()
+
+
+def list_groups(conn, organization_id, limit, offset):
+    rows = conn.execute(
+        sa.select(webhook_groups)
+        .where(webhook_groups.c.organization_id == organization_id, webhook_groups.c.deleted_at.is_(None))
+        .order_by(webhook_groups.c.created_at, webhook_groups.c.id)
+        .limit(limit).offset(offset)
+    ).all()
+    return rows, hooks_of(conn, [row.id for row in rows])
+
+
+def get_group(conn, group_id):
+    """A live group with its hooks, or (None, [])."""
+    row = conn.execute(sa.select(webhook_groups).where(
+        webhook_groups.c.id == group_id, webhook_groups.c.deleted_at.is_(None))).first()
+    if row is None:
+        return None, []
+    return row, hooks_of(conn, [group_id]).get(group_id, [])
+
+
+def hooks_of(conn, group_ids):
+    found = {}
+    if not group_ids:
+        return found
+    for row in conn.execute(sa.select(hooks).where(
+            hooks.c.group_id.in_(group_ids), hooks.c.removed_at.is_(None)).order_by(hooks.c.position)):
+        found.setdefault(row.group_id, []).append(row)
+    return found
+
+
+def delete_group(conn, group_id, organization_ids, now):
+    """Soft-delete a group of one of ``organization_ids`` and cancel what it still owed."""
+    result = conn.execute(sa.update(webhook_groups).where(
+        webhook_groups.c.id == group_id,
+        webhook_groups.c.organization_id.in_(organization_ids),
+        webhook_groups.c.deleted_at.is_(None),
+    ).values(deleted_at=now, updated_at=now))
+    if result.rowcount:
+        conn.execute(sa.update(deliveries).where(
+            deliveries.c.group_id == group_id, deliveries.c.status.in_(OPEN_STATUSES),
+        ).values(status="cancelled", updated_at=now, enqueued_at=None))
+    return result.rowcount > 0
+
+
+def groups_with_secrets(conn, after_id, limit):
+    return conn.execute(
+        sa.select(webhook_groups.c.id, webhook_groups.c.client_secret_enc, webhook_groups.c.signing_secret_enc)
+        .where(webhook_groups.c.id > after_id)
+        .order_by(webhook_groups.c.id).limit(limit)
+    ).all()
+
+
+def set_group_secrets(conn, group_id, client_secret_enc, signing_secret_enc):
+    conn.execute(sa.update(webhook_groups).where(webhook_groups.c.id == group_id).values(
+        client_secret_enc=client_secret_enc, signing_secret_enc=signing_secret_enc))
+
+
+# --- triggers and fan-out ----------------------------------------------------------------
+
+def store_trigger(conn, values):
+    """Insert a trigger once; returns (primary key, created) — created is False for a repeat."""
+    stmt = _insert(conn, triggers).values(**values).on_conflict_do_nothing(index_elements=["trigger_id"])
+    pk = conn.execute(stmt.returning(triggers.c.id)).scalar()
+    if pk is not None:
+        return pk, True
+    existing = conn.execute(sa.select(triggers.c.id).where(triggers.c.trigger_id == values["trigger_id"])).scalar_one()
+    return existing, False
+
+
+def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
+    """Live hooks of the organization's live groups whose scope and type take this trigger."""
+    g = webhook_groups
+    scope = sa.or_(
+        sa.and_(g.c.event_id.is_(None), g.c.event_guide_id.is_(None)),
+        g.c.event_id == event_id if event_id is not None else sa.false(),
+        g.c.event_guide_id == event_guide_id if event_guide_id is not None else sa.false(),
+    )
+    return conn.execute(
+        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.endpoint, hooks.c.type)
+        .select_from(hooks.join(g))
+        .where(
+            g.c.organization_id == organization_id, g.c.deleted_at.is_(None), scope,
+            hooks.c.type == hook_type, hooks.c.removed_at.is_(None), hooks.c.disabled_at.is_(None),
+        )
+        .order_by(hooks.c.group_id, hooks.c.position)
+    ).all()
+
+
+def insert_deliveries(conn, rows, trigger_pk):
+    if rows:
+        conn.execute(sa.insert(deliveries), rows)
+    conn.execute(sa.update(triggers).where(triggers.c.id == trigger_pk).values(delivery_count=len(rows)))
+
+
+# --- claiming, recording, dispatching ----------------------------------------------------
+
+def _not_blocked(d):
+    """No earlier delivery with the same ordering key is still owed."""
+    e = deliveries.alias("earlier")
+    return ~sa.exists().where(
+        e.c.ordering_key == d.c.ordering_key,
+        e.c.status.in_(BLOCKING_STATUSES),
+        sa.or_(e.c.sequence < d.c.sequence,
+               sa.and_(e.c.sequence == d.c.sequence, e.c.trigger_pk < d.c.trigger_pk)),
+    )
+
+
+def claim(conn, ids, now, lease_seconds):
+    """Take the due, unblocked deliveries among ``ids`` for one attempt; returns their details.
+
+    The attempt number is counted at claim time, so a worker that dies mid-request still
+    used up an attempt: a receiver that crashes workers cannot loop forever.
+    """
+    if not ids:
+        return []
+    candidates = _locking(conn, sa.select(deliveries.c.id).where(
+        deliveries.c.id.in_(ids),
+        deliveries.c.status.in_(OPEN_STATUSES),
+        deliveries.c.next_attempt_at <= now,
+        _not_blocked(deliveries),
+    ))
+    claimed = conn.execute(
+        sa.update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()))
+        .values(status="in_flight", attempts=deliveries.c.attempts + 1,
+                lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now)
+        .returning(deliveries.c.id)
+    ).scalars().all()
+    left = set(ids) - set(claimed)
+    if left:
+        # Blocked or not yet due: the scheduler will enqueue them when their turn comes.
+        conn.execute(sa.update(deliveries).where(
+            deliveries.c.id.in_(left), deliveries.c.status.in_(OPEN_STATUSES)).values(enqueued_at=None))
+    if not claimed:
+        return []
+    return conn.execute(
+        sa.select(
+            deliveries.c.id, deliveries.c.attempts, deliveries.c.payload, deliveries.c.endpoint,
+            deliveries.c.type, deliveries.c.group_id, deliveries.c.organization_id,
+            deliveries.c.entity_kind, deliveries.c.entity_id, deliveries.c.created_at,
+            triggers.c.trigger_id, triggers.c.entity, triggers.c.event_id,
+            triggers.c.received_at,
+            hooks.c.method, hooks.c.origin_method, hooks.c.origin_endpoint, hooks.c.origin_body,
+            hooks.c.disabled_at.label("hook_disabled_at"),
+            webhook_groups.c.authentication, webhook_groups.c.client_secret_enc,
+            webhook_groups.c.signing_secret_enc, webhook_groups.c.deleted_at.label("group_deleted_at"),
+        )
+        .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups))
+        .where(deliveries.c.id.in_(claimed))
+        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
+    ).all()
+
+
+def record(conn, outcomes):
+    """Write the attempts and the new delivery states of one batch.
+
+    Each outcome is a dict: id, number, status, next_attempt_at, payload (or None to keep),
+    last_status_code, last_error, delivered_at, now, and the attempt fields. A worker whose
+    lease was taken over (the row is no longer in_flight at this attempt number) changes nothing.
+    """
+    if not outcomes:
+        return
+    conn.execute(
+        _insert(conn, attempts).on_conflict_do_nothing(index_elements=["delivery_id", "number"]),
+        [{
+            "delivery_id": o["id"], "number": o["number"], "started_at": o["started_at"],
+            "duration_ms": o["duration_ms"], "status_code": o["last_status_code"],
+            "error_kind": o["last_error"], "error_detail": o.get("error_detail"),
+            "response_excerpt": o.get("response_excerpt"), "request_headers": o.get("request_headers"),
+        } for o in outcomes],
+    )
+    stmt = (
+        sa.update(deliveries)
+        .where(deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "in_flight",
+               deliveries.c.attempts == sa.bindparam("b_number"))
+        .values(
+            status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"),
+            payload=sa.func.coalesce(deliveries.c.payload, sa.bindparam("b_payload")),
+            last_status_code=sa.bindparam("b_code"), last_error=sa.bindparam("b_error"),
+            delivered_at=sa.bindparam("b_delivered_at"), updated_at=sa.bindparam("b_now"),
+            lease_until=None, enqueued_at=None,
+        )
+    )
+    conn.execute(stmt, [{
+        "b_id": o["id"], "b_number": o["number"], "b_status": o["status"], "b_next": o["next_attempt_at"],
+        "b_payload": o.get("payload"), "b_code": o["last_status_code"], "b_error": o["last_error"],
+        "b_delivered_at": o.get("delivered_at"), "b_now": o["now"],
+    } for o in outcomes])
+
+
+def cancel(conn, ids, now):
+    if ids:
+        conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(
+            status="cancelled", lease_until=None, enqueued_at=None, updated_at=now))
+
+
+def expire_leases(conn, now, max_attempts, limit=1000):
+    """Deliveries whose worker died mid-attempt: record the lost attempt, retry or bury them."""
+    lost = conn.execute(_locking(conn, sa.select(deliveries.c.id, deliveries.c.attempts).where(
+        deliveries.c.status == "in_flight", deliveries.c.lease_until < now).limit(limit))).all()
+    if not lost:
+        return 0
+    conn.execute(
+        _insert(conn, attempts).on_conflict_do_nothing(index_elements=["delivery_id", "number"]),
+        [{"delivery_id": row.id, "number": row.attempts, "started_at": now, "duration_ms": 0,
+          "error_kind": "worker_lost", "error_detail": "the worker's lease expired before it recorded a result"}
+         for row in lost],
+    )
+    for status, chosen in (("dead", [r.id for r in lost if r.attempts >= max_attempts]),
+                           ("retrying", [r.id for r in lost if r.attempts < max_attempts])):
+        if chosen:
+            conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(chosen)).values(
+                status=status, lease_until=None, enqueued_at=None, next_attempt_at=now,
+                last_error="worker_lost", updated_at=now))
+    return len(lost)
+
+
+def take_due(conn, now, requeue_after, limit):
+    """Mark up to ``limit`` due, unblocked deliveries as enqueued now and return their ids.
+
+    A due row with ``enqueued_at`` older than ``requeue_after`` had its message lost
+    (broker flushed, worker crashed before claiming): it is taken again.
+    """
+    stale = now - datetime.timedelta(seconds=requeue_after)
+    due = _locking(conn, sa.select(deliveries.c.id).where(
+        deliveries.c.status.in_(OPEN_STATUSES),
+        deliveries.c.next_attempt_at <= now,
+        sa.or_(deliveries.c.enqueued_at.is_(None), deliveries.c.enqueued_at < stale),
+        _not_blocked(deliveries),
+    ).order_by(deliveries.c.next_attempt_at).limit(limit))
+    return conn.execute(
+        sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(enqueued_at=now).returning(deliveries.c.id)
+    ).scalars().all()
+
+
+def due_backlog(conn, now):
+    return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
+        deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at <= now)).scalar_one()
+
+
+# --- reading deliveries ------------------------------------------------------------------
+
+def trigger_by_id(conn, trigger_id):
+    return conn.execute(sa.select(triggers).where(triggers.c.trigger_id == trigger_id)).first()
+
+
+def deliveries_of_trigger(conn, trigger_pk):
+    return conn.execute(sa.select(deliveries).where(deliveries.c.trigger_pk == trigger_pk)
+                        .order_by(deliveries.c.created_at, deliveries.c.id)).all()
+
+
+def delivery(conn, delivery_id):
+    return conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
+
+
+def attempts_of(conn, delivery_id):
+    return conn.execute(sa.select(attempts).where(attempts.c.delivery_id == delivery_id)
+                        .order_by(attempts.c.number)).all()
+
+
+def status_counts(conn, ids=None):
+    stmt = sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
+    if ids is not None:
+        stmt = stmt.where(deliveries.c.id.in_(ids))
+    return dict(conn.execute(stmt).all())
+
+
+def loads(text):
+    return json.loads(text) if text else None

@@ -1,0 +1,174 @@
+"""The ledger's tables (SQLAlchemy Core). Alembic migrations in storage/migrations create them.
+
+Timestamps are stored as timezone-naive UTC (SQLite has no time zones); ``storage.db.utcnow``
+is the one clock.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+JSONText = sa.Text  # JSON is kept as text: byte-exact payloads, same on SQLite and PostgreSQL
+
+organizations = sa.Table(
+    "organizations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+teams = sa.Table(
+    "teams", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("is_all_events_team", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+organizers = sa.Table(
+    "organizers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(255), nullable=False, unique=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships", metadata,
+    sa.Column("organizer_id", sa.Integer, sa.ForeignKey("organizers.id"), primary_key=True),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("role", sa.String(50), nullable=False),
+)
+
+# API keys, client secrets and access tokens are random 256-bit values: one SHA-256 is
+# enough to make a leaked table useless, and keeps every authenticated call one index lookup.
+credentials = sa.Table(
+    "credentials", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organizer_id", sa.Integer, sa.ForeignKey("organizers.id"), nullable=False, index=True),
+    sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("client_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("client_secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
+access_tokens = sa.Table(
+    "access_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("credential_id", sa.Integer, sa.ForeignKey("credentials.id"), nullable=False, index=True),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+platform_keys = sa.Table(
+    "platform_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
+webhook_groups = sa.Table(
+    "webhook_groups", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("organization_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False, index=True),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.String(1000)),
+    sa.Column("event_id", sa.String(64)),
+    sa.Column("event_guide_id", sa.String(64)),
+    # authentication without its secret, as JSON text; the secret lives encrypted beside it
+    sa.Column("authentication", JSONText),
+    sa.Column("client_secret_enc", sa.Text),
+    sa.Column("signing_secret_enc", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("deleted_at", sa.DateTime),
+)
+
+hooks = sa.Table(
+    "hooks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("webhook_groups.id"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("type_key", sa.String(128), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("endpoint", sa.String(2000), nullable=False),
+    sa.Column("origin_method", sa.String(10)),
+    sa.Column("origin_endpoint", sa.String(2000)),
+    sa.Column("origin_body", sa.Text),
+    sa.Column("disabled_at", sa.DateTime),
+    sa.Column("disabled_reason", sa.String(255)),
+    # a PUT replaces hooks; old rows stay (deliveries point at them) but no longer match
+    sa.Column("removed_at", sa.DateTime),
+)
+
+triggers = sa.Table(
+    "triggers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trigger_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("organization_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.String(64)),
+    sa.Column("event_guide_id", sa.String(64)),
+    sa.Column("entity_kind", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("entity", JSONText, nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("delivery_count", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_triggers_org_kind_entity", "organization_id", "entity_kind", "entity_id"),
+)
+
+# status: pending -> in_flight -> delivered | retrying | dead | cancelled
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("trigger_pk", sa.Integer, sa.ForeignKey("triggers.id"), nullable=False, index=True),
+    sa.Column("hook_id", sa.Integer, sa.ForeignKey("hooks.id"), nullable=False),
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("webhook_groups.id"), nullable=False, index=True),
+    sa.Column("organization_id", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("endpoint", sa.String(2000), nullable=False),
+    sa.Column("entity_kind", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    # Deliveries that share an ordering key go out in (sequence, trigger_pk) order.
+    sa.Column("ordering_key", sa.String(128), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("enqueued_at", sa.DateTime),
+    sa.Column("payload", sa.Text),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(32)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_ordering", "ordering_key", "status", "sequence"),
+)
+
+attempts = sa.Table(
+    "attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery_id", sa.String(36), sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error_detail", sa.String(1000)),
+    sa.Column("response_excerpt", sa.Text),
+    sa.Column("request_headers", JSONText),
+    sa.UniqueConstraint("delivery_id", "number"),
+)

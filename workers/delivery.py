@@ -1,0 +1,153 @@
+"""deliver: claim a batch, make one attempt for each, record what happened.
+
+One batch is claimed in one statement and recorded in one; its requests go out
+concurrently, so a batch takes about as long as its slowest receiver.
+"""
+
+import datetime
+import json
+import logging
+import time
+
+import sqlalchemy.exc
+import tenacity
+
+from doo_webhooks import __version__
+from storage import queries
+from storage.db import utcnow
+from workers import http
+from workers import payloads
+from workers import rules
+from workers import signing
+from workers.tokens import TokenError
+from workers.tokens import authorization_header
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"doo-webhooks/{__version__}"
+REDACTED = "[redacted]"
+
+# A PostgreSQL restart or failover must not cost the result of requests already sent.
+_db_retry = tenacity.retry(
+    retry=tenacity.retry_if_exception_type(sqlalchemy.exc.OperationalError),
+    wait=tenacity.wait_exponential(multiplier=0.2, max=5), stop=tenacity.stop_after_delay(60), reraise=True)
+
+
+def lease_seconds(settings):
+    """Long enough for one delivery's origin, token and receiver requests, at their timeouts."""
+    return max(settings.lease_seconds, int(3 * (settings.connect_timeout + settings.read_timeout)) + 30)
+
+
+@_db_retry
+def _claim(ctx, ids):
+    with ctx.engine.begin() as conn:
+        return queries.claim(conn, ids, utcnow(), lease_seconds(ctx.settings))
+
+
+@_db_retry
+def _record(ctx, outcomes, cancelled):
+    with ctx.engine.begin() as conn:
+        queries.record(conn, outcomes)
+        queries.cancel(conn, cancelled, utcnow())
+
+
+def deliver_batch(ctx, ids):
+    """Make one attempt for each due delivery among ``ids``; returns the outcomes."""
+    rows = _claim(ctx, ids)
+    if not rows:
+        return []
+    cancelled = [row.id for row in rows if row.group_deleted_at is not None]
+    live = [row for row in rows if row.group_deleted_at is None]
+    outcomes = list(ctx.pool.map(lambda row: attempt(ctx, row), live)) if len(live) > 1 else \
+        [attempt(ctx, row) for row in live]
+    _record(ctx, outcomes, cancelled)
+    for outcome in outcomes:
+        ctx.observe(outcome)
+    return outcomes
+
+
+def base_headers(row, body, signing_secret):
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT,
+        "webhook-id": row.id, "webhook-timestamp": timestamp,
+    }
+    if signing_secret:
+        headers["webhook-signature"] = signing.sign(signing_secret, row.id, timestamp, body)
+    return headers
+
+
+def attempt(ctx, row):
+    """One attempt at one claimed delivery; never raises, returns the outcome to record."""
+    started_at, started = utcnow(), time.monotonic()
+    settings = ctx.settings
+    session = http.session_for(settings)
+    outcome = {"id": row.id, "number": row.attempts, "started_at": started_at, "payload": None,
+               "last_status_code": None, "last_error": None, "error_detail": None,
+               "response_excerpt": None, "request_headers": None,
+               "trigger_id": row.trigger_id, "group_id": row.group_id, "received_at": row.received_at}
+    try:
+        payload = payloads.build(row, settings, session)
+        outcome["payload"] = payload
+        body = payload.encode("utf-8")
+        headers = base_headers(row, body, ctx.box.decrypt(row.signing_secret_enc))
+        auth = json.loads(row.authentication) if row.authentication else None
+        secret = ctx.box.decrypt(row.client_secret_enc) if auth else None
+        result = _send(ctx, session, row, body, headers, auth, secret)
+        if result.status_code == 401 and auth:
+            # The receiver no longer takes our token: drop it and try once more with a new one.
+            ctx.tokens.invalidate(auth, secret)
+            result = _send(ctx, session, row, body, headers, auth, secret)
+        outcome.update(
+            last_status_code=result.status_code, last_error=result.error_kind, error_detail=result.error_detail,
+            response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
+            request_headers=json.dumps(_redacted(headers, auth)),
+        )
+        if result.error_kind is None and not rules.is_success(result.status_code, settings.success_statuses):
+            outcome["last_error"] = "http_status"
+            if 300 <= result.status_code < 400 and result.headers.get("Location"):
+                outcome["error_detail"] = f"redirect not followed: Location {result.headers['Location']}"[:1000]
+        response_headers = result.headers
+    except payloads.OriginError as exc:
+        outcome.update(last_error="origin_error", error_detail=str(exc)[:1000])
+        response_headers = {}
+    except TokenError as exc:
+        kind = exc.kind if exc.kind == "ssrf_blocked" else "token_error"
+        outcome.update(last_error=kind, error_detail=str(exc)[:1000], last_status_code=None)
+        response_headers = {}
+    except Exception as exc:  # a bug must cost an attempt, not the batch
+        log.exception("attempt failed unexpectedly", extra={"delivery_id": row.id})
+        outcome.update(last_error="internal_error", error_detail=f"{type(exc).__name__}: {exc}"[:1000])
+        response_headers = {}
+    now = utcnow()
+    success = outcome["last_error"] is None and rules.is_success(outcome["last_status_code"],
+                                                                  settings.success_statuses)
+    delay = None if success else rules.failure_delay(row.attempts, outcome["last_status_code"],
+                                                      response_headers, settings, now)
+    status, delay = rules.next_state(attempt=row.attempts, success=success,
+                                     max_attempts=settings.max_attempts, delay=delay)
+    outcome.update(
+        status=status, now=now, duration_ms=int((time.monotonic() - started) * 1000),
+        next_attempt_at=now + datetime.timedelta(seconds=delay) if delay is not None else now,
+        delivered_at=now if status == "delivered" else None,
+    )
+    log.info("attempt %s: %s", row.attempts, status, extra={
+        "trigger_id": row.trigger_id, "delivery_id": row.id, "group_id": row.group_id,
+        "attempt": row.attempts, "status_code": outcome["last_status_code"], "error_kind": outcome["last_error"]})
+    return outcome
+
+
+def _send(ctx, session, row, body, headers, auth, secret):
+    headers = dict(headers)
+    if auth:
+        name, value = authorization_header(auth, ctx.tokens.get(auth, secret))
+        headers[name] = value
+    return http.send(session, row.method, row.endpoint, body=body, headers=headers,
+                     timeouts=ctx.settings.timeouts, max_bytes=ctx.settings.response_excerpt_bytes)
+
+
+def _redacted(headers, auth):
+    shown = dict(headers)
+    if auth:
+        shown[auth.get("header_format") or "Authorization"] = REDACTED
+    return shown

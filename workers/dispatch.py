@@ -1,0 +1,34 @@
+"""dispatch_due: the scheduler's sweep that makes the database, not the broker, the source of truth.
+
+Each run takes back deliveries whose worker died (expired lease), then enqueues every due,
+unblocked delivery that has no live message: retries whose time has come, messages lost in
+the broker, deliveries released by the one before them. Claims use SKIP LOCKED on
+PostgreSQL, so several schedulers may run at once without sending anything twice.
+"""
+
+import logging
+
+from storage import queries
+from storage.db import utcnow
+
+log = logging.getLogger(__name__)
+SWEEP_LIMIT = 1000
+
+
+def dispatch_due(ctx, limit=SWEEP_LIMIT):
+    """One sweep; returns how many deliveries were enqueued."""
+    settings = ctx.settings
+    with ctx.engine.begin() as conn:
+        lost = queries.expire_leases(conn, utcnow(), settings.max_attempts)
+    if lost:
+        log.warning("took back %d delivery(ies) whose worker stopped mid-attempt", lost)
+    enqueued = 0
+    while True:
+        with ctx.engine.begin() as conn:
+            ids = queries.take_due(conn, utcnow(), settings.requeue_after, limit)
+        # after the commit: a message must never point at a row another sweep may still change
+        if ids:
+            ctx.publisher.deliveries(ids)
+        enqueued += len(ids)
+        if len(ids) < limit:
+            return enqueued

@@ -1,0 +1,63 @@
+"""The delivery rules, as plain functions: what an answer means and when to try again.
+
+doo: only HTTP 200 means done, anything else is retried, and after 10 failed attempts the
+webhook is dead (a dead letter). Delays follow ``retry_schedule`` with jitter; a receiver's
+``Retry-After`` on 429/503 can only lengthen the wait, never beyond a day.
+"""
+
+import datetime
+import email.utils
+import random
+
+RETRY_AFTER_STATUSES = (429, 503)
+MAX_RETRY_AFTER = 24 * 3600
+
+
+def is_success(status_code, success_statuses):
+    return status_code is not None and status_code in success_statuses
+
+
+def retry_delay(failed_attempt, schedule, jitter=0.2, rng=random):
+    """Seconds to wait after failed attempt number ``failed_attempt`` (1-based).
+
+    The schedule's last delay repeats when the attempts outnumber it.
+    """
+    base = schedule[min(failed_attempt, len(schedule)) - 1]
+    if jitter:
+        base *= 1 + rng.uniform(-jitter, jitter)
+    return max(0.0, base)
+
+
+def parse_retry_after(value, now):
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), capped at a day; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), MAX_RETRY_AFTER))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return float(min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER))
+
+
+def next_state(*, attempt, success, max_attempts, delay):
+    """The delivery's status after attempt number ``attempt`` and, when retrying, the wait."""
+    if success:
+        return "delivered", None
+    if attempt >= max_attempts:
+        return "dead", None
+    return "retrying", delay
+
+
+def failure_delay(attempt, status_code, headers, settings, now, rng=random):
+    """The wait before the next attempt after a failed one."""
+    delay = retry_delay(attempt, settings.retry_schedule, settings.retry_jitter, rng)
+    if status_code in RETRY_AFTER_STATUSES:
+        asked = parse_retry_after((headers or {}).get("Retry-After"), now)
+        if asked is not None:
+            delay = max(delay, asked)
+    return delay
