@@ -65,7 +65,7 @@ SETTINGS = (
     Setting("ALLOWED_NETWORKS", "", _networks,
             "CIDRs that receivers, token endpoints and origins may resolve to although they "
             "are not globally routable (e.g. 127.0.0.0/8 in tests)."),
-    Setting("RETRY_SCHEDULE", ",".join(map(str, DEFAULT_RETRY_SCHEDULE)), _ints,
+    Setting("RETRY_SCHEDULE", ",".join(map(str, DEFAULT_RETRY_SCHEDULE)), _floats,
             "Seconds to wait after failed attempt 1, 2, ...; the last value repeats."),
     Setting("RETRY_JITTER", "0.2", float,
             "Relative jitter applied to every retry delay (0.2 = plus or minus 20 %)."),
@@ -79,10 +79,10 @@ SETTINGS = (
     Setting("TOKEN_DEFAULT_TTL", "300", int,
             "Seconds a receiver's access token is cached when its answer has no expires_in."),
     Setting("TOKEN_LEEWAY", "30", int, "Seconds before expires_in at which a cached token is dropped."),
-    Setting("LEASE_SECONDS", "60", int,
+    Setting("LEASE_SECONDS", "60", float,
             "How long a claimed delivery belongs to one worker; after that the scheduler "
             "takes it back (the worker died)."),
-    Setting("REQUEUE_AFTER", "30", int,
+    Setting("REQUEUE_AFTER", "30", float,
             "Seconds after which a due delivery whose queue message never ran is enqueued again."),
     Setting("DISPATCH_INTERVAL", "1", float, "Seconds between two runs of the scheduler's dispatch_due."),
     Setting("BATCH_SIZE", "20", int, "Most deliveries one deliver task claims and sends."),
@@ -112,8 +112,8 @@ class Settings:
     response_excerpt_bytes: int
     token_default_ttl: int
     token_leeway: int
-    lease_seconds: int
-    requeue_after: int
+    lease_seconds: float
+    requeue_after: float
     dispatch_interval: float
     batch_size: int
     origin_api_key: str

@@ -35,7 +35,7 @@ _db_retry = tenacity.retry(
 
 def lease_seconds(settings):
     """Long enough for one delivery's origin, token and receiver requests, at their timeouts."""
-    return max(settings.lease_seconds, int(3 * (settings.connect_timeout + settings.read_timeout)) + 30)
+    return max(settings.lease_seconds, 3.3 * (settings.connect_timeout + settings.read_timeout))
 
 
 @_db_retry

@@ -236,7 +236,7 @@ def _classify(exc):
         # urllib3 2.x makes NewConnectionError a ConnectTimeoutError for compatibility.
         if isinstance(item, (requests.Timeout, Urllib3Timeout, socket.timeout)) \
                 and not isinstance(item, NewConnectionError):
-            return "connection", str(exc)[:500]
+            return "timeout", str(exc)[:500]
     return "connection", str(exc)[:500]
 
 

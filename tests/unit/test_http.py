@@ -196,6 +196,24 @@ def test_send_returns_status_headers_and_truncated_body(server, connects):
     assert all(address[0] == "127.0.0.1" for address in connects)
 
 
+def test_send_stops_reading_at_max_bytes(server):
+    release = threading.Event()
+
+    def endless():
+        yield b"y" * 65536
+        release.wait(10)  # the rest never comes: reading on would end in a read timeout
+        yield b"never read"
+
+    server.expect_request("/stream").respond_with_handler(lambda request: Response(endless()))
+    try:
+        result = do_send(make_settings("127.0.0.0/8"), server.url_for("/stream"),
+                         timeouts=(1, 2), max_bytes=1000)
+    finally:
+        release.set()
+    assert (result.status_code, result.error_kind) == (200, None)
+    assert result.body == b"y" * 1000
+
+
 def test_send_does_not_follow_redirects(server):
     server.expect_request("/hook").respond_with_data(
         b"moved", status=302, headers={"Location": server.url_for("/elsewhere")})
