@@ -1,6 +1,8 @@
 """doo's error envelope for every error the API answers, and the pieces that guarantee it."""
 
+import json
 import logging
+import re
 
 from flask import jsonify
 from flask_smorest import Api
@@ -12,6 +14,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
 log = logging.getLogger(__name__)
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 USER_MESSAGES = {
     400: "The request is not valid.",
@@ -44,13 +48,59 @@ def envelope(status, developer_message, errors=None, user_message=None):
     return jsonify(body), status
 
 
+#: Deeper JSON is refused: no configuration or entity needs it, and deeper structures make
+#: the parser and the code after it (deepcopy, marshmallow) hit Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+
 class Parser(FlaskParser):
     # doo answers validation errors with 400, not webargs' 422
     DEFAULT_VALIDATION_STATUS = 400
 
-    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+    def _raw_load_json(self, req):
+        body = req.get_data(cache=True)
+        try:
+            data = super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except RecursionError:
+            raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", _doc(body), 0) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise json.JSONDecodeError(str(exc), _doc(body), 0) from None
+        problem = _unreadable(data)
+        if problem:
+            raise json.JSONDecodeError(problem, _doc(body), 0)
+        return data
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         from flask_smorest import abort
         abort(400, message=f"The body is not valid JSON: {error}", errors={"json": ["Invalid JSON body."]})
+
+
+def _doc(body):
+    # webargs reads an empty document as "no body": keep it non-empty so the error is reported
+    return body.decode("utf-8", "replace") or " "
+
+
+def _unreadable(data):
+    """Why parsed JSON cannot be used, or None: too deep, or a string that is not Unicode text.
+
+    A lone surrogate (\\ud800) is valid JSON syntax but no character: it cannot be encoded
+    as UTF-8, so neither the database nor a receiver could take it.
+    """
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and LONE_SURROGATE.search(value):
+            return "a string holds a lone UTF-16 surrogate, which is not a character"
+    return None
 
 
 class ApiBlueprint(Blueprint):

@@ -40,6 +40,26 @@ def to_rows(config, box, *, keep=None):
     return group, hook_rows
 
 
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def nul_errors(value):
+    """Field errors, nested like marshmallow's, for every string holding a NUL character.
+
+    PostgreSQL text cannot hold NUL, so such a value would fail at the INSERT (a 500)
+    instead of being refused as the invalid input it is.
+    """
+    if isinstance(value, str):
+        return [NUL_MESSAGE] if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    errors = {}
+    for key, item in items:
+        found = nul_errors(item)
+        if found:
+            errors[key] = found
+    return errors or None
+
+
 def new_group_id():
     return str(uuid.uuid4())
 

@@ -275,8 +275,12 @@ def claim(conn, ids, now, lease_seconds):
     left = set(ids) - set(claimed)
     if left:
         # Blocked or not yet due: the scheduler will enqueue them when their turn comes.
-        conn.execute(sa.update(deliveries).where(
-            deliveries.c.id.in_(left), deliveries.c.status.in_(OPEN_STATUSES)).values(enqueued_at=None))
+        # Rows another transaction holds (a concurrent claim or sweep) are skipped, not waited for:
+        # waiting would serialise the workers that SKIP LOCKED just kept apart.
+        forget = _locking(conn, sa.select(deliveries.c.id).where(
+            deliveries.c.id.in_(left), deliveries.c.status.in_(OPEN_STATUSES)))
+        conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(forget.scalar_subquery()))
+                     .values(enqueued_at=None))
     if not claimed:
         return []
     return conn.execute(

@@ -93,11 +93,12 @@ def attempt(ctx, row):
         headers = base_headers(row, body, ctx.box.decrypt(row.signing_secret_enc))
         auth = json.loads(row.authentication) if row.authentication else None
         secret = ctx.box.decrypt(row.client_secret_enc) if auth else None
-        result = _send(ctx, session, row, body, headers, auth, secret)
+        result, token = _send(ctx, session, row, body, headers, auth, secret)
         if result.status_code == 401 and auth:
-            # The receiver no longer takes our token: drop it and try once more with a new one.
-            ctx.tokens.invalidate(auth, secret)
-            result = _send(ctx, session, row, body, headers, auth, secret)
+            # The receiver no longer takes our token: drop it (unless another worker already
+            # replaced it) and try once more with a new one.
+            ctx.tokens.invalidate(auth, secret, token)
+            result, token = _send(ctx, session, row, body, headers, auth, secret)
         outcome.update(
             last_status_code=result.status_code, last_error=result.error_kind, error_detail=result.error_detail,
             response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
@@ -138,12 +139,14 @@ def attempt(ctx, row):
 
 
 def _send(ctx, session, row, body, headers, auth, secret):
-    headers = dict(headers)
+    headers, token = dict(headers), None
     if auth:
-        name, value = authorization_header(auth, ctx.tokens.get(auth, secret))
+        token = ctx.tokens.get(auth, secret)
+        name, value = authorization_header(auth, token)
         headers[name] = value
-    return http.send(session, row.method, row.endpoint, body=body, headers=headers,
-                     timeouts=ctx.settings.timeouts, max_bytes=ctx.settings.response_excerpt_bytes)
+    result = http.send(session, row.method, row.endpoint, body=body, headers=headers,
+                       timeouts=ctx.settings.timeouts, max_bytes=ctx.settings.response_excerpt_bytes)
+    return result, token
 
 
 def _redacted(headers, auth):

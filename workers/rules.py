@@ -33,8 +33,11 @@ def parse_retry_after(value, now):
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), MAX_RETRY_AFTER))
+    if value.isascii() and value.isdigit():  # delta-seconds are ASCII digits ("²".isdigit() is True)
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_RETRY_AFTER)):  # past the cap; and int() refuses > 4300 digits
+            return float(MAX_RETRY_AFTER)
+        return float(min(int(digits), MAX_RETRY_AFTER))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -57,7 +60,16 @@ def failure_delay(attempt, status_code, headers, settings, now, rng=random):
     """The wait before the next attempt after a failed one."""
     delay = retry_delay(attempt, settings.retry_schedule, settings.retry_jitter, rng)
     if status_code in RETRY_AFTER_STATUSES:
-        asked = parse_retry_after((headers or {}).get("Retry-After"), now)
+        asked = parse_retry_after(_header(headers, "Retry-After"), now)
         if asked is not None:
             delay = max(delay, asked)
     return delay
+
+
+def _header(headers, name):
+    """A response header by name, whatever case the receiver used (workers.http passes a plain dict)."""
+    name = name.lower()
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None

@@ -46,9 +46,12 @@ def issue_token(body):
     svc = services()
     with svc.engine.begin() as conn:
         credential = api_key_credential(conn)
-        if not (same(credential.client_id, body["client_id"])
+        # compared as bytes: hmac.compare_digest refuses str with non-ASCII characters
+        if not (same(credential.client_id.encode(), body["client_id"].encode())
                 and same(credential.client_secret_hash, digest(body["client_secret"]))):
-            abort(401, message="client_id and client_secret do not match this API key.")
+            # a 401 carries WWW-Authenticate (RFC 9110 §15.5.2), like every other 401 of the API
+            abort(401, message="client_id and client_secret do not match this API key.",
+                  headers={"WWW-Authenticate": 'Bearer realm="doo-webhooks"'})
         token = new_secret()
         now = utcnow()
         queries.purge_expired_tokens(conn, now)

@@ -1,5 +1,6 @@
 """Triggers: POST /v1/triggers for the platform (any language), GET for organizers to see one."""
 
+import datetime
 import logging
 
 from flask import request
@@ -66,6 +67,15 @@ class TriggerEnvelopeSchema(SuccessSchema):
 def post_trigger(record):
     """Enqueue a trigger (x-api-key: a platform key). 202 once it is safely in the broker."""
     require_platform()
+    # the ledger stores these ids as text, which on PostgreSQL cannot hold NUL: refuse them
+    # here rather than accept a trigger the fan-out could never store
+    errors = {}
+    for key, field in (("entity_id", "entity"), ("order_id", "entity"), ("event_id", "entity"),
+                       ("event_guide_id", "event_guide_id")):
+        if "\x00" in (record.get(key) or ""):
+            errors.setdefault(field, []).append(f"the {key} must not contain NUL characters (\\u0000)")
+    if errors:
+        abort(400, errors=errors)
     record = complete(record)
     try:
         services().publisher.trigger(record)
@@ -84,10 +94,15 @@ def get_trigger(trigger_id):
     """A trigger of one of your organizations and the deliveries it made (possibly none)."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        trigger = queries.trigger_by_id(conn, trigger_id)
+        # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
+        trigger = queries.trigger_by_id(conn, trigger_id) if "\x00" not in trigger_id else None
         if trigger is None or trigger.organization_id not in caller.organization_ids():
             abort(404, message=f"No trigger {trigger_id}.")
         rows = queries.deliveries_of_trigger(conn, trigger.id)
     data = {key: getattr(trigger, key) for key in TriggerViewSchema().fields if key != "deliveries"}
+    # stored as naive UTC; the document promises RFC 3339 date-times, which carry their offset
+    for key in ("occurred_at", "received_at"):
+        if data[key] is not None and data[key].tzinfo is None:
+            data[key] = data[key].replace(tzinfo=datetime.timezone.utc)
     data["deliveries"] = [{key: getattr(row, key) for key in DeliverySummarySchema().fields} for row in rows]
     return success(data, _links={"self": {"href": request.url}})

@@ -27,6 +27,12 @@ from workers.http import check_url_literal
 blp = ApiBlueprint("webhooks", __name__, description="Webhook groups (doo's webhook configurations).")
 
 
+def _check_storable(config):
+    errors = groups.nul_errors(config)
+    if errors:
+        abort(400, errors=errors)
+
+
 def _check_endpoints(config):
     """Refuse receivers written as an IP that the delivery guard would block anyway."""
     allowed = services().settings.allowed_networks
@@ -56,6 +62,7 @@ def create_group(config, team_id):
         refuse_masked(config)
     except ValidationError as exc:
         abort(400, errors=exc.messages)
+    _check_storable(config)
     _check_endpoints(config)
     svc = services()
     group, hook_rows = groups.to_rows(config, svc.box)
@@ -89,7 +96,8 @@ def list_groups(args, team_id):
 
 
 def _visible_group(conn, caller, group_id, write=False):
-    group, hooks = queries.get_group(conn, group_id)
+    # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
+    group, hooks = queries.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
     # Another organization's group answers exactly like a missing one: no hint it exists.
     if group is None or group.organization_id not in caller.organization_ids():
         abort(404, message=f"No webhook group {group_id}.")
@@ -116,6 +124,7 @@ def get_group(group_id):
 def update_group(config, group_id):
     """Replace a group's configuration; a masked secret sent back keeps the stored one."""
     caller = current_caller()
+    _check_storable(config)
     _check_endpoints(config)
     svc = services()
     with svc.engine.begin() as conn:
@@ -138,6 +147,8 @@ def delete_group(group_id):
     """Delete a group. 204 whether or not it existed or was yours (doo: no brute-force oracle)."""
     # doo's own DELETE example sends only x-api-key; a Bearer token, when sent, must be valid.
     caller = current_caller(bearer_required=False)
+    if "\x00" in group_id:  # cannot exist, and PostgreSQL refuses it in a query
+        return "", 204
     with services().engine.begin() as conn:
         queries.delete_group(conn, group_id, caller.organization_ids(write=True), utcnow())
     return "", 204

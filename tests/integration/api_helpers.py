@@ -32,6 +32,7 @@ class Tenant:
     api_key: str
     client_id: str
     client_secret: str
+    organization_name: str = None
     access_token: str = None
 
     def token_request(self, **overrides):
@@ -85,8 +86,10 @@ class TenantFactory:
         now = utcnow()
         api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
         with self.engine.begin() as conn:
+            organization_name = None
             if organization_id is None:
-                organization_id = queries.create_organization(conn, f"Organization {n}", now)
+                organization_name = f"Organization {n}"
+                organization_id = queries.create_organization(conn, organization_name, now)
             if team_id is None:
                 team_id = queries.create_team(conn, organization_id, None, now)
             organizer_id = queries.create_organizer(conn, f"organizer{n}@example.org", f"Organizer {n}", now)
@@ -94,7 +97,7 @@ class TenantFactory:
             credential_id = queries.create_credentials(conn, organizer_id, digest(api_key), client_id,
                                                        digest(client_secret), now)
         tenant = Tenant(self.client, self.engine, organization_id, team_id, organizer_id, credential_id, role,
-                        api_key, client_id, client_secret)
+                        api_key, client_id, client_secret, organization_name)
         if login:
             tenant.login()
         return tenant
@@ -105,6 +108,25 @@ def create_platform_key(engine):
     with engine.begin() as conn:
         queries.create_platform_key(conn, "platform", digest(key), utcnow())
     return key
+
+
+class RecordingPublisher:
+    """Stands in for the Celery publisher: keeps what it was given, sends nothing."""
+
+    def __init__(self, error=None):
+        self.error = error
+        self.triggers = []
+        self.delivery_batches = []
+
+    def trigger(self, record):
+        if self.error is not None:
+            raise self.error
+        self.triggers.append(record)
+
+    def deliveries(self, ids):
+        if self.error is not None:
+            raise self.error
+        self.delivery_batches.append(list(ids))
 
 
 # --- the seeds' configuration objects -------------------------------------------------

@@ -3,26 +3,8 @@
 import pytest
 
 from app import create_app
-from api_helpers import TenantFactory  # tests/integration is on sys.path (no __init__.py)
-
-
-class RecordingPublisher:
-    """Stands in for the Celery publisher: keeps what it was given, sends nothing."""
-
-    def __init__(self, error=None):
-        self.error = error
-        self.triggers = []
-        self.delivery_batches = []
-
-    def trigger(self, record):
-        if self.error is not None:
-            raise self.error
-        self.triggers.append(record)
-
-    def deliveries(self, ids):
-        if self.error is not None:
-            raise self.error
-        self.delivery_batches.append(list(ids))
+from api_helpers import RecordingPublisher  # tests/integration is on sys.path (no __init__.py)
+from api_helpers import TenantFactory
 
 
 @pytest.fixture

@@ -42,11 +42,11 @@ class Peer:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 recorded = Recorded(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
-                route = peer.routes.get(path)
-                status, headers, payload = route(recorded) if route else (404, {}, b'{"message":"no route"}')
-                with peer.changed:
+                with peer.changed:  # recorded on arrival: a test may hold the answer back
                     peer.requests.append(recorded)
                     peer.changed.notify_all()
+                route = peer.routes.get(path)
+                status, headers, payload = route(recorded) if route else (404, {}, b'{"message":"no route"}')
                 if isinstance(payload, (dict, list)):
                     payload = json.dumps(payload).encode()
                 self.send_response(status)

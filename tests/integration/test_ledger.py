@@ -1,0 +1,562 @@
+"""The delivery ledger's state machine on a real database: claim, record, expire_leases, take_due,
+dispatch_due, delete_group. Every call gets an explicit ``now``; nothing sleeps.
+
+Most tests run on SQLite and PostgreSQL (``database_url``); the concurrency tests need
+PostgreSQL's row locks (``pg_database_url``): two connections, the first holding its
+transaction open while the second works.
+"""
+
+import datetime
+import itertools
+import types
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from storage import queries
+from storage.db import engine_for
+from storage.db import utcnow
+from storage.tables import attempts
+from storage.tables import deliveries
+from workers.dispatch import dispatch_due
+
+T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)
+LEASE = 60
+_numbers = itertools.count(1)
+
+
+def seconds(n):
+    return datetime.timedelta(seconds=n)
+
+
+class Ledger:
+    """An organization with groups, and deliveries written straight into the ledger."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        n = next(_numbers)
+        with engine.begin() as conn:
+            self.organization_id = queries.create_organization(conn, f"Org {n}", T0)
+            self.team_id = queries.create_team(conn, self.organization_id, f"Team {n}", T0)
+        self.group_id = self.group()
+
+    def group(self):
+        group_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            queries.insert_group(conn, {
+                "id": group_id, "organization_id": self.organization_id, "team_id": self.team_id,
+                "name": "g", "created_at": T0, "updated_at": T0,
+            }, [{"type": "order_created", "type_key": "order_created", "method": "POST",
+                 "endpoint": "https://crm.example/in"}])
+            self._hooks = getattr(self, "_hooks", {})
+            self._hooks[group_id] = queries.hooks_of(conn, [group_id])[group_id][0].id
+        return group_id
+
+    def delivery(self, *, key=None, sequence=1, status="pending", attempts=0, next_attempt_at=T0 - seconds(1),
+                 enqueued_at=None, lease_until=None, group_id=None):
+        """One delivery (with its own trigger); returns its id."""
+        group_id = group_id or self.group_id
+        delivery_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            trigger_pk, created = queries.store_trigger(conn, {
+                "trigger_id": uuid.uuid4().hex, "type": "order_created", "organization_id": self.organization_id,
+                "event_id": "7", "event_guide_id": None, "entity_kind": "order", "entity_id": "42",
+                "entity": '{"order_details":{"id":42,"status":"active"},"event":{"id":7},"event_id":7}',
+                "occurred_at": T0, "received_at": T0, "delivery_count": 1,
+            })
+            assert created
+            conn.execute(sa.insert(deliveries).values(
+                id=delivery_id, trigger_pk=trigger_pk, hook_id=self._hooks[group_id], group_id=group_id,
+                organization_id=self.organization_id, type="order_created", endpoint="https://crm.example/in",
+                entity_kind="order", entity_id="42", ordering_key=key or uuid.uuid4().hex, sequence=sequence,
+                status=status, attempts=attempts, next_attempt_at=next_attempt_at, lease_until=lease_until,
+                enqueued_at=enqueued_at, created_at=T0, updated_at=T0,
+            ))
+        return delivery_id
+
+    def row(self, delivery_id):
+        with self.engine.connect() as conn:
+            return queries.delivery(conn, delivery_id)
+
+    def attempts(self, delivery_id):
+        with self.engine.connect() as conn:
+            return queries.attempts_of(conn, delivery_id)
+
+    def claim(self, ids, now, lease=LEASE):
+        with self.engine.begin() as conn:
+            return queries.claim(conn, ids, now, lease)
+
+    def claimed_ids(self, ids, now, lease=LEASE):
+        return [row.id for row in self.claim(ids, now, lease)]
+
+    def record(self, *outcomes):
+        with self.engine.begin() as conn:
+            queries.record(conn, list(outcomes))
+
+    def expire(self, now, max_attempts=10):
+        with self.engine.begin() as conn:
+            return queries.expire_leases(conn, now, max_attempts)
+
+    def take_due(self, now, requeue_after=30, limit=1000):
+        with self.engine.begin() as conn:
+            return queries.take_due(conn, now, requeue_after, limit)
+
+
+def outcome(delivery_id, number, status, now, *, code=500, error="http_status", payload='{"v":1}',
+            next_attempt_at=None, detail=None):
+    """What workers.delivery.attempt hands to queries.record."""
+    return {
+        "id": delivery_id, "number": number, "started_at": now - seconds(1), "duration_ms": 1000,
+        "payload": payload, "last_status_code": code, "last_error": error, "error_detail": detail,
+        "response_excerpt": "answer", "request_headers": '{"webhook-id":"%s"}' % delivery_id,
+        "status": status, "now": now, "next_attempt_at": next_attempt_at or now,
+        "delivered_at": now if status == "delivered" else None,
+    }
+
+
+def delivered(delivery_id, number, now, payload='{"v":1}'):
+    return outcome(delivery_id, number, "delivered", now, code=200, error=None, payload=payload)
+
+
+@pytest.fixture
+def ledger(database_url):
+    return Ledger(engine_for(database_url))
+
+
+# --- claim -----------------------------------------------------------------------------
+
+def test_claim_takes_only_due_open_rows(ledger):
+    pending = ledger.delivery(status="pending")
+    retrying = ledger.delivery(status="retrying", attempts=3)
+    due_now = ledger.delivery(status="pending", next_attempt_at=T0)  # next_attempt_at == now is due
+    future = ledger.delivery(status="retrying", attempts=1, next_attempt_at=T0 + seconds(1), enqueued_at=T0)
+    others = {status: ledger.delivery(status=status, attempts=2, lease_until=T0 + seconds(5) if status == "in_flight" else None)
+              for status in ("in_flight", "delivered", "dead", "cancelled")}
+    before = {i: ledger.row(i) for i in others.values()}
+
+    rows = ledger.claim([pending, retrying, due_now, future, *others.values()], T0)
+
+    assert sorted(r.id for r in rows) == sorted([pending, retrying, due_now])
+    for delivery_id, attempts_before in ((pending, 0), (retrying, 3), (due_now, 0)):
+        row = ledger.row(delivery_id)
+        assert row.status == "in_flight"
+        assert row.attempts == attempts_before + 1
+        assert row.lease_until == T0 + seconds(LEASE)
+        assert row.updated_at == T0
+    by_id = {r.id: r for r in rows}
+    assert by_id[retrying].attempts == 4  # the claim returns the attempt number it counted
+    assert by_id[pending].method == "POST" and by_id[pending].group_deleted_at is None
+    assert by_id[pending].trigger_id and by_id[pending].endpoint == "https://crm.example/in"
+
+    # not due: untouched but its message is forgotten, so the scheduler enqueues it when due
+    row = ledger.row(future)
+    assert (row.status, row.attempts, row.lease_until, row.enqueued_at) == ("retrying", 1, None, None)
+    for delivery_id, row in before.items():
+        assert ledger.row(delivery_id) == row
+
+    # the same ids again, even later: nothing left to take
+    assert ledger.claim([pending, retrying, due_now], T0 + seconds(1)) == []
+    assert ledger.row(pending).attempts == 1
+
+
+def test_claim_of_nothing(ledger):
+    assert ledger.claim([], T0) == []
+    assert ledger.claim([str(uuid.uuid4())], T0) == []
+
+
+def test_claim_returns_rows_in_sequence_order(ledger):
+    late = ledger.delivery(sequence=20)
+    early = ledger.delivery(sequence=10)
+    assert ledger.claimed_ids([late, early], T0) == [early, late]
+
+
+# --- ordering --------------------------------------------------------------------------
+
+def test_ordering_key_releases_one_at_a_time(ledger):
+    first, second, third = (ledger.delivery(key="order-42", sequence=n) for n in (1, 2, 3))
+
+    assert ledger.claimed_ids([first, second, third], T0) == [first]
+    # the first in flight still blocks
+    assert ledger.claimed_ids([second, third], T0) == []
+    assert ledger.row(second).status == "pending" and ledger.row(second).attempts == 0
+
+    ledger.record(delivered(first, 1, T0 + seconds(1)))
+    assert ledger.claimed_ids([second, third], T0 + seconds(2)) == [second]
+
+    ledger.record(delivered(second, 1, T0 + seconds(3)))
+    assert ledger.claimed_ids([third], T0 + seconds(4)) == [third]
+
+
+def test_retrying_predecessor_blocks_even_before_its_time(ledger):
+    first = ledger.delivery(key="k", sequence=1)
+    second = ledger.delivery(key="k", sequence=2)
+    assert ledger.claimed_ids([first], T0) == [first]
+    ledger.record(outcome(first, 1, "retrying", T0 + seconds(1), next_attempt_at=T0 + seconds(600)))
+
+    assert ledger.claimed_ids([first, second], T0 + seconds(2)) == []
+    assert ledger.take_due(T0 + seconds(2)) == []
+    # its retry comes first, then the second
+    assert ledger.claimed_ids([first, second], T0 + seconds(600)) == [first]
+
+
+def test_dead_or_cancelled_predecessor_no_longer_blocks(ledger):
+    dead = ledger.delivery(key="k", sequence=1, status="dead", attempts=10)
+    cancelled = ledger.delivery(key="k", sequence=2, status="cancelled")
+    waiting = ledger.delivery(key="k", sequence=3)
+    assert ledger.claimed_ids([waiting], T0) == [waiting]
+    assert ledger.row(dead).status == "dead" and ledger.row(cancelled).status == "cancelled"
+
+
+def test_a_predecessor_dying_releases_the_next(ledger):
+    first = ledger.delivery(key="k", sequence=1, attempts=9, status="retrying")
+    second = ledger.delivery(key="k", sequence=2)
+    assert ledger.claimed_ids([first, second], T0) == [first]
+    ledger.record(outcome(first, 10, "dead", T0 + seconds(1)))
+    assert ledger.claimed_ids([second], T0 + seconds(2)) == [second]
+
+
+def test_different_keys_never_wait(ledger):
+    a1 = ledger.delivery(key="a", sequence=1)
+    a2 = ledger.delivery(key="a", sequence=2)
+    b2 = ledger.delivery(key="b", sequence=2)
+    c9 = ledger.delivery(key="c", sequence=9)
+    assert sorted(ledger.claimed_ids([a1, a2, b2, c9], T0)) == sorted([a1, b2, c9])
+
+
+def test_equal_sequences_go_in_trigger_order(ledger):
+    first = ledger.delivery(key="k", sequence=5)   # stored first: the smaller trigger_pk
+    second = ledger.delivery(key="k", sequence=5)
+    assert ledger.claimed_ids([second, first], T0) == [first]
+
+
+def test_later_sequence_never_overtakes_when_only_it_is_asked_for(ledger):
+    first = ledger.delivery(key="k", sequence=1, next_attempt_at=T0 + seconds(60))  # not due yet
+    second = ledger.delivery(key="k", sequence=2)
+    assert ledger.claimed_ids([second], T0) == []
+    assert ledger.row(first).status == "pending"
+
+
+# --- record ----------------------------------------------------------------------------
+
+def test_record_retry_then_delivery(ledger):
+    d = ledger.delivery()
+    [row] = ledger.claim([d], T0)
+    assert row.attempts == 1
+
+    ledger.record(outcome(d, 1, "retrying", T0 + seconds(2), code=500, next_attempt_at=T0 + seconds(12),
+                          payload='{"frozen":1}', detail="HTTP 500"))
+    row = ledger.row(d)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("retrying", 1, T0 + seconds(12))
+    assert (row.last_status_code, row.last_error, row.payload) == (500, "http_status", '{"frozen":1}')
+    assert (row.lease_until, row.enqueued_at, row.delivered_at, row.updated_at) == (None, None, None, T0 + seconds(2))
+    [attempt] = ledger.attempts(d)
+    assert (attempt.number, attempt.status_code, attempt.error_kind, attempt.error_detail) == (1, 500, "http_status", "HTTP 500")
+    assert (attempt.started_at, attempt.duration_ms, attempt.response_excerpt) == (T0 + seconds(1), 1000, "answer")
+
+    assert ledger.claim([d], T0 + seconds(11)) == []  # not yet due
+    assert [r.attempts for r in ledger.claim([d], T0 + seconds(12))] == [2]
+    ledger.record(delivered(d, 2, T0 + seconds(13), payload='{"other":2}'))
+    row = ledger.row(d)
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("delivered", 2, 200, None)
+    assert row.delivered_at == T0 + seconds(13)
+    assert row.payload == '{"frozen":1}'  # the first payload stays: retries send the same bytes
+    assert [(a.number, a.status_code) for a in ledger.attempts(d)] == [(1, 500), (2, 200)]
+
+
+def test_record_twice_writes_one_attempt(ledger):
+    d = ledger.delivery()
+    ledger.claim([d], T0)
+    result = outcome(d, 1, "retrying", T0 + seconds(1), next_attempt_at=T0 + seconds(10))
+    ledger.record(result)
+    ledger.record(result)
+    ledger.record(dict(result, status="delivered", last_status_code=200, last_error=None))
+    assert len(ledger.attempts(d)) == 1
+    assert ledger.attempts(d)[0].status_code == 500
+    row = ledger.row(d)
+    assert (row.status, row.last_status_code) == ("retrying", 500)
+
+
+def test_record_ignores_a_stale_worker(ledger):
+    d = ledger.delivery()
+    ledger.claim([d], T0)                          # worker A: attempt 1, lease until T0+60
+    assert ledger.expire(T0 + seconds(LEASE + 1)) == 1
+    [row] = ledger.claim([d], T0 + seconds(LEASE + 2))  # worker B: attempt 2
+    assert row.attempts == 2
+
+    # worker A wakes up and reports success for attempt 1: nothing changes
+    ledger.record(delivered(d, 1, T0 + seconds(LEASE + 3), payload='{"from":"A"}'))
+    row = ledger.row(d)
+    assert (row.status, row.attempts, row.payload, row.delivered_at) == ("in_flight", 2, None, None)
+    assert row.lease_until == T0 + seconds(2 * LEASE + 2)
+    [lost] = ledger.attempts(d)
+    assert (lost.number, lost.error_kind, lost.status_code) == (1, "worker_lost", None)
+
+    # worker B's result counts
+    ledger.record(delivered(d, 2, T0 + seconds(LEASE + 4), payload='{"from":"B"}'))
+    row = ledger.row(d)
+    assert (row.status, row.payload) == ("delivered", '{"from":"B"}')
+    assert [(a.number, a.error_kind, a.status_code) for a in ledger.attempts(d)] == [
+        (1, "worker_lost", None), (2, None, 200)]
+
+
+def test_record_does_not_touch_a_row_that_is_not_in_flight(ledger):
+    d = ledger.delivery(status="retrying", attempts=1, next_attempt_at=T0 + seconds(30))
+    before = ledger.row(d)
+    ledger.record(delivered(d, 1, T0))
+    assert ledger.row(d) == before
+
+
+def test_record_batch(ledger):
+    a, b, c = ledger.delivery(), ledger.delivery(), ledger.delivery()
+    ledger.claim([a, b, c], T0)
+    ledger.record(delivered(a, 1, T0 + seconds(1)),
+                  outcome(b, 1, "retrying", T0 + seconds(1), next_attempt_at=T0 + seconds(10)),
+                  outcome(c, 1, "dead", T0 + seconds(1), code=None, error="connection"))
+    assert [ledger.row(i).status for i in (a, b, c)] == ["delivered", "retrying", "dead"]
+    assert [len(ledger.attempts(i)) for i in (a, b, c)] == [1, 1, 1]
+
+
+# --- expire_leases ---------------------------------------------------------------------
+
+def test_expired_lease_becomes_retrying_with_a_lost_attempt(ledger):
+    d = ledger.delivery()
+    ledger.claim([d], T0)
+    assert ledger.expire(T0 + seconds(LEASE)) == 0  # lease_until == now: not yet expired
+    assert ledger.row(d).status == "in_flight"
+
+    now = T0 + seconds(LEASE + 1)
+    assert ledger.expire(now) == 1
+    row = ledger.row(d)
+    assert (row.status, row.attempts, row.last_error) == ("retrying", 1, "worker_lost")
+    assert (row.lease_until, row.enqueued_at, row.next_attempt_at) == (None, None, now)
+    [lost] = ledger.attempts(d)
+    assert (lost.number, lost.error_kind, lost.started_at, lost.duration_ms) == (1, "worker_lost", now, 0)
+    assert lost.error_detail
+
+    assert ledger.expire(now + seconds(1)) == 0  # once
+    assert [r.attempts for r in ledger.claim([d], now)] == [2]
+
+
+def test_expired_lease_at_max_attempts_is_dead(ledger):
+    last = ledger.delivery(status="retrying", attempts=9)
+    earlier = ledger.delivery(status="retrying", attempts=8)
+    ledger.claim([last, earlier], T0)
+    assert ledger.expire(T0 + seconds(LEASE + 1), max_attempts=10) == 2
+    assert (ledger.row(last).status, ledger.row(last).attempts) == ("dead", 10)
+    assert (ledger.row(earlier).status, ledger.row(earlier).attempts) == ("retrying", 9)
+    assert [a.number for a in ledger.attempts(last)] == [10]
+
+
+def test_expire_leases_ignores_rows_not_in_flight(ledger):
+    rows = [ledger.delivery(status=s, lease_until=T0 - seconds(100)) for s in
+            ("pending", "retrying", "delivered", "dead", "cancelled")]
+    before = [ledger.row(i) for i in rows]
+    assert ledger.expire(T0) == 0
+    assert [ledger.row(i) for i in rows] == before
+
+
+# --- take_due --------------------------------------------------------------------------
+
+def test_take_due(ledger):
+    now = T0
+    never_enqueued = ledger.delivery(next_attempt_at=now - seconds(5))
+    lost_message = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(31))
+    due_retry = ledger.delivery(status="retrying", attempts=2, next_attempt_at=now)
+    recently_enqueued = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(29))
+    just_at_limit = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(30))
+    future = ledger.delivery(status="retrying", next_attempt_at=now + seconds(1))
+    blocker = ledger.delivery(key="k", sequence=1, status="retrying", next_attempt_at=now + seconds(300))
+    blocked = ledger.delivery(key="k", sequence=2, next_attempt_at=now - seconds(50))
+    in_flight = ledger.delivery(status="in_flight", attempts=1, lease_until=now + seconds(30))
+    finished = [ledger.delivery(status=s, attempts=1) for s in ("delivered", "dead", "cancelled")]
+    untouched = [recently_enqueued, just_at_limit, future, blocker, blocked, in_flight, *finished]
+    before = {i: ledger.row(i) for i in untouched}
+
+    taken = ledger.take_due(now, requeue_after=30)
+
+    assert sorted(taken) == sorted([never_enqueued, lost_message, due_retry])
+    for delivery_id in taken:
+        row = ledger.row(delivery_id)
+        assert row.enqueued_at == now
+        assert row.status in ("pending", "retrying") and row.lease_until is None
+    assert ledger.row(due_retry).attempts == 2  # enqueuing is not an attempt
+    for delivery_id, row in before.items():
+        assert ledger.row(delivery_id) == row
+
+    # 30 s later: what was taken now is not stale yet; the older messages and the now due row are
+    assert sorted(ledger.take_due(now + seconds(30), requeue_after=30)) == sorted(
+        [recently_enqueued, just_at_limit, future])
+
+
+def test_take_due_requeues_after_requeue_after(ledger):
+    d = ledger.delivery()
+    assert ledger.take_due(T0, requeue_after=30) == [d]
+    assert ledger.take_due(T0 + seconds(30), requeue_after=30) == []
+    assert ledger.take_due(T0 + seconds(31), requeue_after=30) == [d]
+    assert ledger.row(d).enqueued_at == T0 + seconds(31)
+
+
+def test_take_due_limit_takes_the_oldest_first(ledger):
+    ids = [ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in (1, 5, 3, 4, 2)]
+    assert sorted(ledger.take_due(T0, limit=2)) == sorted([ids[1], ids[3]])
+    assert sorted(ledger.take_due(T0, limit=10)) == sorted([ids[0], ids[2], ids[4]])
+
+
+def test_claim_forgets_the_message_of_what_it_cannot_take(ledger):
+    first = ledger.delivery(key="k", sequence=1, enqueued_at=T0)
+    second = ledger.delivery(key="k", sequence=2, enqueued_at=T0)  # both enqueued by the fan-out
+    assert ledger.claimed_ids([first], T0) == [first]
+    # a message for the blocked one (e.g. sent by an API replay) runs while the first is in flight
+    assert ledger.claim([second], T0) == []
+    assert ledger.row(second).enqueued_at is None
+    ledger.record(delivered(first, 1, T0 + seconds(1)))
+    # the scheduler's next sweep takes it at once rather than after requeue_after
+    assert ledger.take_due(T0 + seconds(2)) == [second]
+
+
+# --- dispatch_due ----------------------------------------------------------------------
+
+class RecordingPublisher:
+    def __init__(self):
+        self.batches = []
+
+    def deliveries(self, ids):
+        self.batches.append(list(ids))
+
+
+def test_dispatch_due_sweeps_everything_the_database_owes(ledger):
+    # dispatch_due reads the clock itself: rows are placed far from it, so no timing matters
+    past = utcnow() - datetime.timedelta(hours=1)
+    ctx = types.SimpleNamespace(engine=ledger.engine, publisher=RecordingPublisher(),
+                                settings=types.SimpleNamespace(max_attempts=10, requeue_after=30))
+    due = [ledger.delivery(next_attempt_at=past) for _ in range(4)]
+    lost_worker = ledger.delivery(status="in_flight", attempts=1, next_attempt_at=past, lease_until=past)
+    lost_last = ledger.delivery(status="in_flight", attempts=10, next_attempt_at=past, lease_until=past)
+    recently_enqueued = ledger.delivery(next_attempt_at=past, enqueued_at=utcnow() + datetime.timedelta(hours=1))
+    later = ledger.delivery(next_attempt_at=utcnow() + datetime.timedelta(hours=1))
+
+    assert dispatch_due(ctx, limit=2) == 5
+    published = [i for batch in ctx.publisher.batches for i in batch]
+    assert sorted(published) == sorted([*due, lost_worker])
+    assert [len(b) for b in ctx.publisher.batches] == [2, 2, 1]
+    assert ledger.row(lost_worker).status == "retrying"
+    assert ledger.row(lost_last).status == "dead"
+    assert ledger.row(recently_enqueued).enqueued_at > utcnow()
+    assert ledger.row(later).enqueued_at is None
+
+    ctx.publisher.batches.clear()
+    assert dispatch_due(ctx, limit=2) == 0
+    assert ctx.publisher.batches == []
+
+
+# --- delete_group ----------------------------------------------------------------------
+
+def test_delete_group_cancels_only_what_it_still_owes(ledger):
+    other_group = ledger.group()
+    mine = {s: ledger.delivery(status=s, attempts=1, enqueued_at=T0) for s in
+            ("pending", "retrying", "in_flight", "delivered", "dead")}
+    theirs = {s: ledger.delivery(status=s, attempts=1, enqueued_at=T0, group_id=other_group)
+              for s in ("pending", "retrying")}
+    untouched = [mine["in_flight"], mine["delivered"], mine["dead"], *theirs.values()]
+    before = {i: ledger.row(i) for i in untouched}
+
+    with ledger.engine.begin() as conn:
+        assert not queries.delete_group(conn, ledger.group_id, [ledger.organization_id + 1000], T0)
+    assert ledger.row(mine["pending"]).status == "pending"  # not yours: nothing happens
+
+    with ledger.engine.begin() as conn:
+        assert queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(1))
+    for status in ("pending", "retrying"):
+        row = ledger.row(mine[status])
+        assert (row.status, row.enqueued_at, row.updated_at) == ("cancelled", None, T0 + seconds(1))
+    for delivery_id, row in before.items():
+        assert ledger.row(delivery_id) == row
+    assert sorted(ledger.take_due(T0 + seconds(2), requeue_after=0)) == sorted(theirs.values())
+
+    with ledger.engine.begin() as conn:
+        assert not queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(2))
+        assert queries.get_group(conn, ledger.group_id) == (None, [])
+
+
+# --- PostgreSQL: concurrent claimers and schedulers ------------------------------------
+
+@pytest.fixture
+def pg_ledger(pg_database_url):
+    return Ledger(engine_for(pg_database_url))
+
+
+def _open(engine):
+    """A connection inside a transaction that gives up after 5 s waiting for a lock, never hangs."""
+    conn = engine.connect()
+    conn.begin()
+    conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+    return conn
+
+
+def test_concurrent_claims_take_disjoint_rows(pg_ledger):
+    ids = [pg_ledger.delivery() for _ in range(10)]
+    first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
+    try:
+        by_first = [r.id for r in queries.claim(first, ids[:6], T0, LEASE)]
+        assert sorted(by_first) == sorted(ids[:6])
+        # the first still holds its transaction: the second skips its rows instead of waiting
+        by_second = [r.id for r in queries.claim(second, ids, T0, LEASE)]
+        assert sorted(by_second) == sorted(ids[6:])
+        second.commit()
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+    assert {pg_ledger.row(i).attempts for i in ids} == {1}
+    assert {pg_ledger.row(i).status for i in ids} == {"in_flight"}
+
+
+def test_concurrent_claims_of_the_same_ids(pg_ledger):
+    ids = [pg_ledger.delivery() for _ in range(5)]
+    first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
+    try:
+        assert sorted(r.id for r in queries.claim(first, ids, T0, LEASE)) == sorted(ids)
+        assert queries.claim(second, ids, T0, LEASE) == []
+        second.commit()
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+    assert {pg_ledger.row(i).attempts for i in ids} == {1}
+    # after the first committed, a third claimer finds them in flight
+    assert pg_ledger.claim(ids, T0) == []
+
+
+def test_concurrent_take_due_never_returns_the_same_id(pg_ledger):
+    ids = [pg_ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in range(1, 11)]
+    first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
+    try:
+        by_first = queries.take_due(first, T0, 30, 4)
+        by_second = queries.take_due(second, T0, 30, 100)
+        assert len(by_first) == 4
+        assert set(by_first).isdisjoint(by_second)
+        assert sorted(by_first + by_second) == sorted(ids)
+        first.commit()
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    with pg_ledger.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)
+                            .where(deliveries.c.enqueued_at == T0)).scalar_one() == 10
+
+
+def test_claim_while_a_scheduler_holds_the_rows(pg_ledger):
+    """A worker's claim does not wait for a scheduler's open take_due transaction, nor the reverse."""
+    ids = [pg_ledger.delivery() for _ in range(4)]
+    scheduler, worker = _open(pg_ledger.engine), _open(pg_ledger.engine)
+    try:
+        taken = queries.take_due(scheduler, T0, 30, 2)
+        claimed = [r.id for r in queries.claim(worker, ids, T0, LEASE)]
+        assert sorted(claimed) == sorted(set(ids) - set(taken))
+        worker.commit()
+        scheduler.commit()
+    finally:
+        scheduler.close()
+        worker.close()
