@@ -120,7 +120,7 @@ def run(settings, host, port, ready=None):
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     base = f"http://{host}:{server.server_port}"
-    print(usage(creds, base) if creds else f"doo-webhooks is running at {base}", flush=True)
+    print(usage(creds, base) if creds else f"doo-webhooks is running at {base}\nStop with Ctrl-C.", flush=True)
     if ready is not None:
         ready.set()
     try:

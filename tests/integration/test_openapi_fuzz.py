@@ -5,9 +5,13 @@ platform key for POST /v1/triggers), with path parameters steered now and then t
 tenant's real team, group and trigger so that requests reach past auth and membership; and
 anonymously. Each answer must be no server error and must conform to the document: status
 code, content type, headers and body schema.
+
+The run is derandomized (the same cases every time) with 30 examples per operation and
+mode. To explore further: DOO_WEBHOOKS_TEST_FUZZ_RANDOM=1 DOO_WEBHOOKS_TEST_FUZZ_EXAMPLES=300.
 """
 
 import json
+import os
 import types
 
 import pytest
@@ -19,9 +23,9 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
+from api_helpers import EVENT_BODY
 from api_helpers import RecordingPublisher
 from api_helpers import TenantFactory
-from api_helpers import EVENT_BODY
 from api_helpers import create_platform_key
 from api_helpers import graphql_config
 from app import create_app
@@ -54,7 +58,8 @@ OPERATIONS = [
 ]
 
 FUZZ_SETTINGS = hypothesis_settings(
-    max_examples=30, deadline=None, database=None, derandomize=True,
+    max_examples=int(os.environ.get("DOO_WEBHOOKS_TEST_FUZZ_EXAMPLES", "30")), deadline=None, database=None,
+    derandomize=not os.environ.get("DOO_WEBHOOKS_TEST_FUZZ_RANDOM"),
     suppress_health_check=list(HealthCheck),
 )
 
@@ -69,8 +74,7 @@ def world(tmp_path_factory):
         "DOO_WEBHOOKS_SECRET_KEYS": TEST_KEY, "DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
         "DOO_WEBHOOKS_LOG_FORMAT": "text",
     })
-    publisher = RecordingPublisher()
-    app = create_app(settings, publisher=publisher)
+    app = create_app(settings, publisher=RecordingPublisher())
     tenant = TenantFactory(app, app.test_client())()
     engine = app.extensions["doo_webhooks"].engine
     group_id = tenant.create(graphql_config())
@@ -83,7 +87,7 @@ def world(tmp_path_factory):
             "occurred_at": now, "received_at": now, "delivery_count": 0,
         })
     return types.SimpleNamespace(
-        app=app, tenant=tenant, group_id=group_id, trigger_id="fuzz-trigger", publisher=publisher,
+        app=app, tenant=tenant, group_id=group_id, trigger_id="fuzz-trigger",
         platform_key=create_platform_key(engine), schema=schemathesis.openapi.from_wsgi("/v1/openapi.json", app),
     )
 
@@ -172,23 +176,10 @@ def test_fuzz_operation(world, method, path, mode, auth):
         seen.add(response.status_code)
 
     run()
-    print("STATUS", method, path, mode.value, auth, sorted(seen))
     if auth == "anonymous":
         # nothing gets past authentication without credentials (a 400 may come first: the body is read first)
         assert seen <= {400, 401, 404, 405, 413, 415}, seen
+    elif mode is GenerationMode.POSITIVE:
+        # guards the fuzzer itself: with credentials and steering, the code behind validation runs
+        assert any(200 <= status < 300 for status in seen), seen
     assert seen, "no request was made"
-
-
-def test_fuzzing_reached_past_authentication(world):
-    """Guards the fuzzer itself: with credentials, some generated requests must succeed."""
-    operation = world.schema["/v1/team/{team_id}/webhooks"]["GET"]
-    statuses = []
-
-    @FUZZ_SETTINGS
-    @given(case=operation.as_strategy())
-    def run(case):
-        case.path_parameters["team_id"] = world.tenant.team_id
-        statuses.append(case.call_and_validate(headers=world.tenant.headers(), checks=CHECKS).status_code)
-
-    run()
-    assert 200 in statuses, statuses
