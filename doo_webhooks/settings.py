@@ -148,11 +148,32 @@ def from_env(environ=None):
     values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser()
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'doo-webhooks.sqlite3'}"
-    if not values["retry_schedule"]:
-        raise SettingsError(f"{PREFIX}RETRY_SCHEDULE needs at least one delay")
-    if values["max_attempts"] < 1:
-        raise SettingsError(f"{PREFIX}MAX_ATTEMPTS must be at least 1")
+    _check(values)
     return Settings(**values)
+
+
+def _check(values):
+    """Refuse values that would only fail later, far from their cause."""
+    def need(ok, name, rule):
+        if not ok:
+            raise SettingsError(f"{PREFIX}{name}={values[name.lower()]!r}: {rule}")
+
+    schedule = values["retry_schedule"]
+    need(schedule and all(0 <= d <= 7 * 86400 for d in schedule), "RETRY_SCHEDULE",
+         "needs one or more delays between 0 and 604800 seconds")
+    need(0 <= values["retry_jitter"] < 1, "RETRY_JITTER", "must be at least 0 and below 1")
+    need(values["max_attempts"] >= 1, "MAX_ATTEMPTS", "must be at least 1")
+    need(values["success_statuses"] and all(100 <= s <= 599 for s in values["success_statuses"]),
+         "SUCCESS_STATUSES", "must be HTTP statuses (100-599)")
+    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS", "REQUEUE_AFTER"):
+        value = values[name.lower()]
+        need(0 < value < 86400, name, "must be a number of seconds above 0 and below a day")
+    for name in ("BATCH_SIZE", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):
+        need(values[name.lower()] >= 1, name, "must be at least 1")
+    need(values["token_leeway"] >= 0, "TOKEN_LEEWAY", "must not be negative")
+    need(values["log_format"] in ("auto", "json", "text"), "LOG_FORMAT", "must be auto, json or text")
+    need(values["log_level"].upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "LOG_LEVEL",
+         "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
 def settings_table():

@@ -107,6 +107,10 @@ def run(settings, host, port, ready=None):
     ctx = WorkerContext.create(settings, publisher)
     publisher.ctx = ctx
     creds = bootstrap_demo(ctx.engine, settings.data_dir)
+    with ctx.engine.begin() as conn:
+        # this process is the only worker: whatever was in flight died with the last run
+        while queries.expire_leases(conn, utcnow(), settings.max_attempts, every_lease=True):
+            pass
     server = make_server(host, port, create_app(settings, publisher=publisher), threaded=True)
     stop = threading.Event()
     sweeper = threading.Thread(target=scheduler.run, args=(ctx, stop), name="scheduler", daemon=True)

@@ -344,10 +344,15 @@ def cancel(conn, ids, now):
             status="cancelled", lease_until=None, enqueued_at=None, updated_at=now))
 
 
-def expire_leases(conn, now, max_attempts, limit=1000):
-    """Deliveries whose worker died mid-attempt: record the lost attempt, retry or bury them."""
+def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False):
+    """Deliveries whose worker died mid-attempt: record the lost attempt, retry or bury them.
+
+    ``every_lease`` takes back leases that have not expired yet: for a single process
+    (standalone) starting up, which knows no other worker holds them.
+    """
+    expired = sa.true() if every_lease else deliveries.c.lease_until < now
     lost = conn.execute(_locking(conn, sa.select(deliveries.c.id, deliveries.c.attempts).where(
-        deliveries.c.status == "in_flight", deliveries.c.lease_until < now).limit(limit))).all()
+        deliveries.c.status == "in_flight", expired).limit(limit))).all()
     if not lost:
         return 0
     conn.execute(

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -255,7 +256,7 @@ def send(session, method, url, *, body=b"", headers, timeouts, max_bytes=65536):
                                    timeout=timeouts, allow_redirects=False, stream=True)
     except (requests.RequestException, SSRFBlocked, OSError) as exc:
         return result(error=exc)
-    status, got_headers, chunks, size = response.status_code, dict(response.headers), [], 0
+    status, got_headers, chunks, size = response.status_code, CaseInsensitiveDict(response.headers), [], 0
     try:
         for chunk in response.iter_content(chunk_size=8192):
             chunks.append(chunk)
