@@ -45,10 +45,12 @@ def create_app(settings=None, publisher=None):
     api = DooApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "x-api-key"})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    from app.api import oauth, organizers, triggers, webhooks
-    for module in (oauth, organizers, webhooks, triggers):
+    from app.api import deliveries, initialization, oauth, organizers, triggers, webhooks
+    for module in (oauth, organizers, webhooks, triggers, deliveries, initialization):
         api.register_blueprint(module.blp, url_prefix="/v1")
     register_errors(app, api)
+    from app import ops  # /healthz, /readyz, /metrics (outside /v1 and the OpenAPI document)
+    ops.register(app, settings, app.extensions["doo_webhooks"].engine, publisher)
 
     @app.before_request
     def refuse_unreadable_bodies():

@@ -23,6 +23,7 @@ USER_MESSAGES = {
     403: "You are not allowed to do this.",
     404: "Not found.",
     405: "This method is not allowed here.",
+    409: "This cannot be done in the object's current state.",
     413: "The request is too large.",
     415: "The request body must be JSON.",
     429: "Too many requests.",

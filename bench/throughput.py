@@ -108,10 +108,11 @@ def engine_run(ctx, ids, threads):
     return time.monotonic() - started
 
 
-def pipeline_run(env, engine, organization_id, count, threads, tmp):
+def pipeline_run(env, engine, organization_id, count, threads, tmp, workers=1):
     redis.Redis.from_url(BROKER).flushdb()
-    processes = [Process(["worker", "--concurrency", str(threads)], environment(env), f"{tmp}/worker.log"),
-                 Process(["scheduler"], environment(env), f"{tmp}/scheduler.log")]
+    processes = [Process(["worker", "--concurrency", str(threads)], environment(env), f"{tmp}/worker-{n}.log")
+                 for n in range(workers)]
+    processes.append(Process(["scheduler"], environment(env), f"{tmp}/scheduler.log"))
     try:
         # let the worker connect before the clock starts
         emit("order_created", {"order_details": {"id": -1, "status": "active"}, "event": {"id": 1}},
@@ -143,6 +144,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the pipeline run")
     parser.add_argument("--skip-pipeline", action="store_true")
     args = parser.parse_args()
 
@@ -171,8 +173,9 @@ def main():
             with engine.begin() as conn:
                 conn.execute(sa.text("UPDATE deliveries SET status = 'archived'"))
             results["pipeline"] = args.deliveries / pipeline_run(env, engine, Tenant.organization_id,
-                                                                 args.deliveries, args.threads, tmp)
-        report = {"deliveries": args.deliveries, "threads": args.threads, "cores": os.cpu_count(),
+                                                                 args.deliveries, args.threads, tmp, args.workers)
+        report = {"deliveries": args.deliveries, "threads": args.threads, "workers": args.workers,
+                  "cores": os.cpu_count(),
                   "per_second": {k: round(v, 1) for k, v in results.items()},
                   "ratio_to_baseline": {k: round(v / results["baseline"], 2) for k, v in results.items()}}
         print(json.dumps(report, indent=2))

@@ -86,12 +86,20 @@ SETTINGS = (
             "Seconds after which a due delivery whose queue message never ran is enqueued again."),
     Setting("DISPATCH_INTERVAL", "1", float, "Seconds between two runs of the scheduler's dispatch_due."),
     Setting("BATCH_SIZE", "20", int, "Most deliveries one deliver task claims and sends."),
+    Setting("ORDERING_DELAY", "0.5", float,
+            "Seconds a new delivery waits before its first attempt, so that every trigger of the "
+            "same entity that workers fan out at about the same time is stored before the first "
+            "is sent (per-entity order). 0 sends at once; order is then best effort across workers."),
     Setting("ORIGIN_API_KEY", "", str, "x-api-key sent to GraphQL origins."),
     Setting("ORIGIN_TOKEN", "", str, "Bearer token sent to GraphQL origins."),
     Setting("ACCESS_TOKEN_TTL", "3600", int, "Lifetime in seconds of tokens issued by POST /v1/oauth."),
     Setting("MAX_BODY_BYTES", "1048576", int, "Largest request body the API accepts (413 above)."),
     Setting("LOG_FORMAT", "auto", str, "'json', 'text', or 'auto' (text on a terminal, JSON otherwise)."),
     Setting("LOG_LEVEL", "INFO", str, "Python log level name."),
+    Setting("METRICS_PORT", "0", int,
+            "Port of the Prometheus /metrics, /healthz and /readyz server of a worker or scheduler "
+            "process; 0 = none. The web process and standalone serve them on their own port."),
+    Setting("METRICS_HOST", "0.0.0.0", str, "Address the worker's or scheduler's metrics server binds to."),
 )
 
 
@@ -116,12 +124,15 @@ class Settings:
     requeue_after: float
     dispatch_interval: float
     batch_size: int
+    ordering_delay: float
     origin_api_key: str
     origin_token: str
     access_token_ttl: int
     max_body_bytes: int
     log_format: str
     log_level: str
+    metrics_port: int
+    metrics_host: str
 
     @property
     def timeouts(self):
@@ -171,9 +182,11 @@ def _check(values):
     for name in ("BATCH_SIZE", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):
         need(values[name.lower()] >= 1, name, "must be at least 1")
     need(values["token_leeway"] >= 0, "TOKEN_LEEWAY", "must not be negative")
+    need(0 <= values["ordering_delay"] <= 60, "ORDERING_DELAY", "must be between 0 and 60 seconds")
     need(values["log_format"] in ("auto", "json", "text"), "LOG_FORMAT", "must be auto, json or text")
     need(values["log_level"].upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "LOG_LEVEL",
          "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    need(0 <= values["metrics_port"] <= 65535, "METRICS_PORT", "must be a port number (0-65535)")
 
 
 def settings_table():

@@ -6,12 +6,14 @@ scheduler re-enqueues what a stopped process left behind when it comes back.
 """
 
 import concurrent.futures
+import datetime
 import json
 import logging
 import os
 import signal
 import threading
 
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -35,17 +37,43 @@ class InlinePublisher:
         self.batch_size = batch_size
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="worker")
         self.ctx = None
+        self._waiting = {"triggers": 0, "deliveries": 0}
+        self._waiting_guard = threading.Lock()
 
     def trigger(self, record):
-        self.pool.submit(self._guard, self._fan_out, record)
+        self._submit("triggers", self._fan_out, record)
 
-    def deliveries(self, ids):
+    def deliveries(self, ids, countdown=None):
+        if countdown:
+            return  # held back for the ordering delay: the scheduler's next sweep sends them
         for start in range(0, len(ids), self.batch_size):
-            self.pool.submit(self._guard, delivery.deliver_batch, self.ctx, list(ids[start:start + self.batch_size]))
+            self._submit("deliveries", delivery.deliver_batch, self.ctx, list(ids[start:start + self.batch_size]))
+
+    def _submit(self, queue, fn, *args):
+        with self._waiting_guard:
+            self._waiting[queue] += 1
+        self.pool.submit(self._started, queue, fn, *args)
+
+    def _started(self, queue, fn, *args):
+        with self._waiting_guard:
+            self._waiting[queue] -= 1
+        self._guard(fn, *args)
+
+    def queue_depths(self):
+        """Work waiting for a thread, by queue: the broker's queue depth of this process (metrics)."""
+        with self._waiting_guard:
+            return dict(self._waiting)
 
     def _fan_out(self, record):
-        ids = fanout.fan_out(self.ctx.engine, record, utcnow())
-        self.deliveries(ids)
+        delay = self.ctx.settings.ordering_delay
+        if delay:
+            now = utcnow()
+            fanout.fan_out(self.ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay))
+            return  # the scheduler sends them once the ordering delay has passed
+        rest, claimed = fanout.fan_out_and_claim(self.ctx.engine, record, utcnow(),
+                                                 delivery.lease_seconds(self.ctx.settings), self.batch_size)
+        self.deliveries(rest)
+        delivery.send_claimed(self.ctx, claimed)
 
     @staticmethod
     def _guard(fn, *args):
@@ -86,6 +114,7 @@ def bootstrap_demo(engine, data_dir):
 def usage(creds, base):
     return f"""
 doo-webhooks is running at {base}  (OpenAPI: {base}/v1/openapi.json, docs: {base}/v1/docs)
+Health: {base}/healthz, {base}/readyz   Prometheus metrics: {base}/metrics
 Demo credentials (also in the data dir, demo-credentials.json):
   export API={base}/v1 API_KEY={creds['api_key']} CLIENT_ID={creds['client_id']} CLIENT_SECRET={creds['client_secret']}
   export PLATFORM_KEY={creds['platform_key']}
@@ -99,39 +128,71 @@ Stop with Ctrl-C.
 """
 
 
+class _PlainRequestHandler(WSGIRequestHandler):
+    """werkzeug's access line without its terminal colours: it may end up in a JSON log."""
+
+    def log_request(self, code="-", size="-"):
+        self.log("info", '"%s" %s %s', self.requestline, getattr(code, "value", code), size)
+
+
+class Service:
+    """Standalone's parts, started by the constructor: ``run`` serves them until a signal, the
+    demo from a thread of its own. The port is open (``base``) once the constructor returns."""
+
+    def __init__(self, settings, host, port):
+        # no Redis: tokens are cached and work is queued in this process
+        self.settings = settings = settings.replace(redis_url="memory://", broker_url="memory://")
+        upgrade(settings.database_url)
+        self.publisher = InlinePublisher(settings.batch_size)
+        self.ctx = WorkerContext.create(settings, self.publisher)
+        self.publisher.ctx = self.ctx
+        self.creds = bootstrap_demo(self.ctx.engine, settings.data_dir)
+        with self.ctx.engine.begin() as conn:
+            # this process is the only worker: whatever was in flight died with the last run
+            while queries.expire_leases(conn, utcnow(), settings.max_attempts, every_lease=True):
+                pass
+        self.server = make_server(host, port, create_app(settings, publisher=self.publisher), threaded=True,
+                                  request_handler=_PlainRequestHandler)
+        self.base = f"http://{host}:{self.server.server_port}"
+        self.stopping = threading.Event()
+        self.sweeper = threading.Thread(target=scheduler.run, args=(self.ctx, self.stopping), name="scheduler",
+                                        daemon=True)
+        self.sweeper.start()
+
+    def serve_forever(self):
+        self.server.serve_forever()
+
+    def stop(self):
+        """Ask ``serve_forever`` to return; safe from a signal handler."""
+        self.stopping.set()
+        threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+    def close(self):
+        """After ``serve_forever`` returned: let running work finish, drop what waits (its rows stay)."""
+        self.stopping.set()
+        self.sweeper.join(timeout=5)
+        self.publisher.shutdown()
+        self.ctx.pool.shutdown(wait=False, cancel_futures=True)
+        self.server.server_close()
+        log.info("stopped")
+
+
 def run(settings, host, port, ready=None):
     """Serve until SIGINT/SIGTERM; ``ready`` (an Event) is set once the port is open."""
-    settings = settings.replace(redis_url="memory://")
-    upgrade(settings.database_url)
-    publisher = InlinePublisher(settings.batch_size)
-    ctx = WorkerContext.create(settings, publisher)
-    publisher.ctx = ctx
-    creds = bootstrap_demo(ctx.engine, settings.data_dir)
-    with ctx.engine.begin() as conn:
-        # this process is the only worker: whatever was in flight died with the last run
-        while queries.expire_leases(conn, utcnow(), settings.max_attempts, every_lease=True):
-            pass
-    server = make_server(host, port, create_app(settings, publisher=publisher), threaded=True)
-    stop = threading.Event()
-    sweeper = threading.Thread(target=scheduler.run, args=(ctx, stop), name="scheduler", daemon=True)
-    sweeper.start()
+    service = Service(settings, host, port)
 
     def shutdown(signum, _frame):
         log.info("stopping (signal %s)", signum)
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        service.stop()
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
-    base = f"http://{host}:{server.server_port}"
-    print(usage(creds, base) if creds else f"doo-webhooks is running at {base}\nStop with Ctrl-C.", flush=True)
+    base = service.base
+    print(usage(service.creds, base) if service.creds else f"doo-webhooks is running at {base}\nStop with Ctrl-C.",
+          flush=True)
     if ready is not None:
         ready.set()
     try:
-        server.serve_forever()
+        service.serve_forever()
     finally:
-        stop.set()
-        sweeper.join(timeout=5)
-        publisher.shutdown()
-        ctx.pool.shutdown(wait=False, cancel_futures=True)
-        log.info("stopped")
+        service.close()

@@ -80,6 +80,9 @@ class HookSchema(Schema):
     method = fields.String(load_default="POST", validate=validate.OneOf(METHODS))
     endpoint = Url(required=True)
     origin = fields.Nested(OriginSchema, allow_none=True)
+    # A listed hook may carry this; doo's update recipe posts the listing back. A PUT makes
+    # new hooks, enabled: the state is read and ignored (enable a hook with its own call).
+    disabled = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -104,6 +107,11 @@ class HookSchema(Schema):
             raise ValidationError({"origin": {"body": [f"must be a JSON string (a GraphQL request): {exc}"]}})
         if not isinstance(parsed, dict) or not isinstance(parsed.get("query"), str):
             raise ValidationError({"origin": {"body": ["must be a JSON object with a 'query' string"]}})
+
+    @post_load
+    def drop_listing_fields(self, data, **kwargs):
+        data.pop("disabled", None)
+        return data
 
 
 class ClientCredentialsSchema(Schema):

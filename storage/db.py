@@ -14,8 +14,13 @@ def utcnow():
 
 
 @functools.lru_cache(maxsize=None)
-def engine_for(url):
-    """One engine (and so one pool) per database URL per process."""
+def engine_for(url, pre_ping=True):
+    """One engine (and so one pool) per database URL per process.
+
+    ``pre_ping`` tests each pooled connection before use (a round trip per transaction) so an
+    API request after a PostgreSQL restart gets a fresh connection instead of an error. The
+    delivery engine turns it off: it retries its transactions on connection errors anyway.
+    """
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
@@ -26,7 +31,7 @@ def engine_for(url):
         # "BEGIN IMMEDIATE" makes a claim the single writer (SQLite has no SKIP LOCKED).
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20)
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -204,6 +204,14 @@ def set_group_secrets(conn, group_id, client_secret_enc, signing_secret_enc):
 
 # --- triggers and fan-out ----------------------------------------------------------------
 
+def lock_entity(conn, organization_id, entity_kind, entity_id):
+    """Serialise fan-outs of one entity until commit, so each sees the deliveries of the one
+    before it (the ordering rule needs them). SQLite's single writer does this already."""
+    if conn.dialect.name == "postgresql":
+        key = f"{organization_id}:{entity_kind}:{entity_id}"
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
+
+
 def store_trigger(conn, values):
     """Insert a trigger once; returns (primary key, created) — created is False for a repeat."""
     stmt = _insert(conn, triggers).values(**values).on_conflict_do_nothing(index_elements=["trigger_id"])
@@ -215,7 +223,11 @@ def store_trigger(conn, values):
 
 
 def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
-    """Live hooks of the organization's live groups whose scope and type take this trigger."""
+    """Live hooks of the organization's live groups whose scope and type take this trigger.
+
+    A disabled hook still matches: its deliveries are created and wait (claim and take_due
+    skip them) until the hook is enabled again, so nothing is lost while a receiver is away.
+    """
     g = webhook_groups
     scope = sa.or_(
         sa.and_(g.c.event_id.is_(None), g.c.event_guide_id.is_(None)),
@@ -227,7 +239,7 @@ def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
         .select_from(hooks.join(g))
         .where(
             g.c.organization_id == organization_id, g.c.deleted_at.is_(None), scope,
-            hooks.c.type == hook_type, hooks.c.removed_at.is_(None), hooks.c.disabled_at.is_(None),
+            hooks.c.type == hook_type, hooks.c.removed_at.is_(None),
         )
         .order_by(hooks.c.group_id, hooks.c.position)
     ).all()
@@ -252,6 +264,13 @@ def _not_blocked(d):
     )
 
 
+def _hook_enabled(d):
+    """The delivery's hook is not disabled. A hook a PUT replaced holds nothing back any more:
+    its waiting deliveries go out under the usual rules (they keep the endpoint they were made for)."""
+    return ~sa.exists().where(
+        hooks.c.id == d.c.hook_id, hooks.c.disabled_at.is_not(None), hooks.c.removed_at.is_(None))
+
+
 def claim(conn, ids, now, lease_seconds):
     """Take the due, unblocked deliveries among ``ids`` for one attempt; returns their details.
 
@@ -265,6 +284,7 @@ def claim(conn, ids, now, lease_seconds):
         deliveries.c.status.in_(OPEN_STATUSES),
         deliveries.c.next_attempt_at <= now,
         _not_blocked(deliveries),
+        _hook_enabled(deliveries),
     ))
     claimed = conn.execute(
         sa.update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()))
@@ -281,11 +301,17 @@ def claim(conn, ids, now, lease_seconds):
             deliveries.c.id.in_(left), deliveries.c.status.in_(OPEN_STATUSES)))
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(forget.scalar_subquery()))
                      .values(enqueued_at=None))
-    if not claimed:
+    return claimed_details(conn, claimed)
+
+
+def claimed_details(conn, ids):
+    """What sending needs of claimed deliveries: trigger, hook and group, in trigger order."""
+    if not ids:
         return []
     return conn.execute(
         sa.select(
-            deliveries.c.id, deliveries.c.attempts, deliveries.c.payload, deliveries.c.endpoint,
+            deliveries.c.id, deliveries.c.attempts, deliveries.c.attempt_base, deliveries.c.hook_id,
+            deliveries.c.payload, deliveries.c.endpoint,
             deliveries.c.type, deliveries.c.group_id, deliveries.c.organization_id,
             deliveries.c.entity_kind, deliveries.c.entity_id, deliveries.c.created_at,
             triggers.c.trigger_id, triggers.c.entity, triggers.c.event_id,
@@ -296,9 +322,21 @@ def claim(conn, ids, now, lease_seconds):
             webhook_groups.c.signing_secret_enc, webhook_groups.c.deleted_at.label("group_deleted_at"),
         )
         .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups))
-        .where(deliveries.c.id.in_(claimed))
+        .where(deliveries.c.id.in_(ids))
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
     ).all()
+
+
+def blocked_keys(conn, keys, sequence, trigger_pk):
+    """The ordering keys among ``keys`` that still owe an earlier delivery."""
+    if not keys:
+        return set()
+    return set(conn.execute(sa.select(deliveries.c.ordering_key).where(
+        deliveries.c.ordering_key.in_(keys),
+        deliveries.c.status.in_(BLOCKING_STATUSES),
+        sa.or_(deliveries.c.sequence < sequence,
+               sa.and_(deliveries.c.sequence == sequence, deliveries.c.trigger_pk < trigger_pk)),
+    ).distinct()).scalars())
 
 
 def record(conn, outcomes):
@@ -344,14 +382,16 @@ def cancel(conn, ids, now):
             status="cancelled", lease_until=None, enqueued_at=None, updated_at=now))
 
 
-def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False):
+def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried=None):
     """Deliveries whose worker died mid-attempt: record the lost attempt, retry or bury them.
 
     ``every_lease`` takes back leases that have not expired yet: for a single process
-    (standalone) starting up, which knows no other worker holds them.
+    (standalone) starting up, which knows no other worker holds them. The ids of those that
+    went dead are appended to the list ``buried``, when one is given.
     """
     expired = sa.true() if every_lease else deliveries.c.lease_until < now
-    lost = conn.execute(_locking(conn, sa.select(deliveries.c.id, deliveries.c.attempts).where(
+    lost = conn.execute(_locking(conn, sa.select(
+        deliveries.c.id, deliveries.c.attempts, deliveries.c.attempt_base).where(
         deliveries.c.status == "in_flight", expired).limit(limit))).all()
     if not lost:
         return 0
@@ -361,12 +401,16 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False):
           "error_kind": "worker_lost", "error_detail": "the worker's lease expired before it recorded a result"}
          for row in lost],
     )
-    for status, chosen in (("dead", [r.id for r in lost if r.attempts >= max_attempts]),
-                           ("retrying", [r.id for r in lost if r.attempts < max_attempts])):
+    # max_attempts counts within the current series (see deliveries.attempt_base)
+    spent = {r.id: r.attempts - r.attempt_base for r in lost}
+    for status, chosen in (("dead", [i for i, n in spent.items() if n >= max_attempts]),
+                           ("retrying", [i for i, n in spent.items() if n < max_attempts])):
         if chosen:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(chosen)).values(
                 status=status, lease_until=None, enqueued_at=None, next_attempt_at=now,
                 last_error="worker_lost", updated_at=now))
+            if status == "dead" and buried is not None:
+                buried.extend(chosen)
     return len(lost)
 
 
@@ -382,6 +426,7 @@ def take_due(conn, now, requeue_after, limit):
         deliveries.c.next_attempt_at <= now,
         sa.or_(deliveries.c.enqueued_at.is_(None), deliveries.c.enqueued_at < stale),
         _not_blocked(deliveries),
+        _hook_enabled(deliveries),
     ).order_by(deliveries.c.next_attempt_at).limit(limit))
     return conn.execute(
         sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
@@ -391,7 +436,8 @@ def take_due(conn, now, requeue_after, limit):
 
 def due_backlog(conn, now):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-        deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at <= now)).scalar_one()
+        deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at <= now,
+        _hook_enabled(deliveries))).scalar_one()
 
 
 # --- reading deliveries ------------------------------------------------------------------
@@ -423,3 +469,257 @@ def status_counts(conn, ids=None):
 
 def loads(text):
     return json.loads(text) if text else None
+
+
+# --- operating deliveries ----------------------------------------------------------------
+# The delivery log, redelivery and dead-letter replay, webhook initialization, endpoint
+# health and retention. Organization scoping is a filter here (``organization_ids``); None
+# means every organization, for the operator's CLI.
+
+REPLAYABLE_STATUSES = ("dead", "delivered")
+#: types after which an entity no longer exists: initialization does not re-send it
+GONE_TYPES = ("event_removed", "order_removed")
+
+
+def _summary_columns():
+    return (
+        deliveries.c.id, deliveries.c.trigger_pk, deliveries.c.hook_id, deliveries.c.group_id,
+        deliveries.c.organization_id, deliveries.c.type, deliveries.c.endpoint, deliveries.c.entity_kind,
+        deliveries.c.entity_id, deliveries.c.sequence, deliveries.c.status, deliveries.c.attempts,
+        deliveries.c.attempt_base, deliveries.c.source, deliveries.c.next_attempt_at,
+        deliveries.c.last_status_code, deliveries.c.last_error, deliveries.c.created_at,
+        deliveries.c.updated_at, deliveries.c.delivered_at,
+        triggers.c.trigger_id, hooks.c.position.label("hook_position"),
+        hooks.c.disabled_at.label("hook_disabled_at"), hooks.c.removed_at.label("hook_removed_at"),
+    )
+
+
+def _delivery_filters(*, organization_ids=None, group_id=None, status=None, hook_type=None, since=None,
+                      until=None, live_groups=False):
+    """WHERE clauses of the listings; ``since``/``until`` bound created_at (until exclusive)."""
+    where = []
+    if organization_ids is not None:
+        where.append(deliveries.c.organization_id.in_(organization_ids))
+    if group_id is not None:
+        where.append(deliveries.c.group_id == group_id)
+    if status is not None:
+        where.append(deliveries.c.status == status)
+    if hook_type is not None:
+        where.append(deliveries.c.type == hook_type)
+    if since is not None:
+        where.append(deliveries.c.created_at >= since)
+    if until is not None:
+        where.append(deliveries.c.created_at < until)
+    if live_groups:
+        where.append(deliveries.c.group_id.in_(
+            sa.select(webhook_groups.c.id).where(webhook_groups.c.deleted_at.is_(None))))
+    return where
+
+
+def list_deliveries(conn, limit, offset, **filters):
+    """(total, rows) of deliveries matching ``filters`` (see _delivery_filters), newest first."""
+    where = _delivery_filters(**filters)
+    total = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(*where)).scalar_one()
+    rows = conn.execute(
+        sa.select(*_summary_columns())
+        .select_from(deliveries.join(triggers).join(hooks))
+        .where(*where)
+        .order_by(deliveries.c.created_at.desc(), deliveries.c.sequence.desc(), deliveries.c.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    return total, rows
+
+
+def delivery_view(conn, delivery_id):
+    """One delivery with its payload, trigger, hook and group state, or None."""
+    return conn.execute(
+        sa.select(*_summary_columns(), deliveries.c.payload, triggers.c.entity,
+                  webhook_groups.c.deleted_at.label("group_deleted_at"))
+        .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups,
+                                                                 webhook_groups.c.id == deliveries.c.group_id))
+        .where(deliveries.c.id == delivery_id)
+    ).first()
+
+
+def restart_series(conn, ids, now, statuses, enqueued):
+    """Give each delivery of ``ids`` that is in one of ``statuses`` a new attempt series.
+
+    Same row, payload and webhook-id; ``attempt_base`` moves to the attempts made so far, so
+    the new series again has max_attempts and the attempt numbers go on growing. The row
+    keeps its sequence: the ordering rule sorts it among its entity's deliveries.
+    ``enqueued``: the caller publishes the ids after the commit; otherwise the scheduler
+    takes them at its next sweep. Returns the ids restarted.
+    """
+    if not ids:
+        return []
+    return conn.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id.in_(ids), deliveries.c.status.in_(statuses))
+        .values(status="pending", attempt_base=deliveries.c.attempts, next_attempt_at=now,
+                delivered_at=None, lease_until=None, enqueued_at=now if enqueued else None, updated_at=now)
+        .returning(deliveries.c.id)
+    ).scalars().all()
+
+
+def replay_dead(conn, now, limit, enqueued, **filters):
+    """Restart up to ``limit`` dead deliveries of live groups matching ``filters``, oldest
+    (by sequence) first; returns their ids in that order."""
+    chosen = conn.execute(
+        sa.select(deliveries.c.id)
+        .where(*_delivery_filters(status="dead", live_groups=True, **filters))
+        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
+        .limit(limit)
+    ).scalars().all()
+    restarted = set(restart_series(conn, chosen, now, ("dead",), enqueued))
+    return [i for i in chosen if i in restarted]
+
+
+def count_deliveries(conn, **filters):
+    return conn.execute(sa.select(sa.func.count()).select_from(deliveries)
+                        .where(*_delivery_filters(**filters))).scalar_one()
+
+
+def latest_request_headers(conn, delivery_id):
+    """The (redacted) request headers of the delivery's latest attempt that sent a request."""
+    return conn.execute(
+        sa.select(attempts.c.request_headers)
+        .where(attempts.c.delivery_id == delivery_id, attempts.c.request_headers.is_not(None))
+        .order_by(attempts.c.number.desc()).limit(1)
+    ).scalar()
+
+
+# endpoint health
+
+def disable_hooks(conn, hook_ids, reason, now):
+    """Disable hooks that are not disabled yet (the first reason and time are kept)."""
+    if hook_ids:
+        conn.execute(sa.update(hooks).where(hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_(None))
+                     .values(disabled_at=now, disabled_reason=reason[:255]))
+
+
+def enable_hook(conn, hook_id, now):
+    """Enable a hook; its waiting deliveries become due. Returns how many were waiting.
+
+    Retries are brought forward to ``now`` (the receiver is back: no need to sit out a
+    backoff chosen while it was failing); pending rows keep their time, so an
+    initialization stays paced. Their stale queue marks are dropped so the scheduler's next
+    sweep takes them.
+    """
+    conn.execute(sa.update(hooks).where(hooks.c.id == hook_id).values(disabled_at=None, disabled_reason=None))
+    conn.execute(sa.update(deliveries).where(
+        deliveries.c.hook_id == hook_id, deliveries.c.status == "retrying", deliveries.c.next_attempt_at > now,
+    ).values(next_attempt_at=now, updated_at=now))
+    return conn.execute(sa.update(deliveries).where(
+        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES),
+    ).values(enqueued_at=None)).rowcount
+
+
+def waiting_count(conn, hook_id):
+    return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
+        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES))).scalar_one()
+
+
+# initialization
+
+def latest_snapshots(conn, entity_kind, *, organization_ids=None, event_id=None, updated_after=None,
+                     updated_before=None):
+    """The latest stored trigger of each matching entity (by occurred_at, then arrival), oldest first.
+
+    Entities whose latest trigger removed them are left out: they no longer exist.
+    ``updated_after``/``updated_before`` bound that latest trigger's occurred_at (inclusive).
+    """
+    where = [triggers.c.entity_kind == entity_kind]
+    if organization_ids is not None:
+        where.append(triggers.c.organization_id.in_(organization_ids))
+    if event_id is not None:
+        where.append(triggers.c.event_id == event_id)
+    ranked = sa.select(
+        triggers,
+        sa.func.row_number().over(
+            partition_by=(triggers.c.organization_id, triggers.c.entity_kind, triggers.c.entity_id),
+            order_by=(triggers.c.occurred_at.desc(), triggers.c.id.desc()),
+        ).label("rank"),
+    ).where(*where).subquery()
+    latest = [ranked.c.rank == 1, ranked.c.type.not_in(GONE_TYPES)]
+    if updated_after is not None:
+        latest.append(ranked.c.occurred_at >= updated_after)
+    if updated_before is not None:
+        latest.append(ranked.c.occurred_at <= updated_before)
+    return conn.execute(sa.select(ranked).where(*latest).order_by(ranked.c.occurred_at, ranked.c.id)).all()
+
+
+def hooks_for_types(conn, organization_ids, hook_types, group_id=None):
+    """Live hooks of live groups of the types given, with their group's scope."""
+    g = webhook_groups
+    where = [g.c.deleted_at.is_(None), hooks.c.removed_at.is_(None), hooks.c.type.in_(hook_types)]
+    if organization_ids is not None:
+        where.append(g.c.organization_id.in_(organization_ids))
+    if group_id is not None:
+        where.append(g.c.id == group_id)
+    return conn.execute(
+        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.type, hooks.c.endpoint, g.c.organization_id,
+                  g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"))
+        .select_from(hooks.join(g))
+        .where(*where)
+        .order_by(g.c.created_at, g.c.id, hooks.c.position)
+    ).all()
+
+
+def init_schedule_end(conn, organization_ids):
+    """The latest time an open initialization delivery of these organizations is due, or None."""
+    stmt = sa.select(sa.func.max(deliveries.c.next_attempt_at)).where(
+        deliveries.c.source == "init", deliveries.c.status == "pending")
+    if organization_ids is not None:
+        stmt = stmt.where(deliveries.c.organization_id.in_(organization_ids))
+    return conn.execute(stmt).scalar()
+
+
+def add_deliveries(conn, rows, chunk=1000):
+    for start in range(0, len(rows), chunk):
+        conn.execute(sa.insert(deliveries), rows[start:start + chunk])
+
+
+# retention
+
+def purge_delivered(conn, cutoff, limit):
+    """Delete up to ``limit`` deliveries delivered before ``cutoff`` and their attempts; returns how many."""
+    ids = conn.execute(_locking(conn, sa.select(deliveries.c.id).where(
+        deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff).limit(limit))).scalars().all()
+    if ids:
+        conn.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+        conn.execute(sa.delete(deliveries).where(deliveries.c.id.in_(ids)))
+    return len(ids)
+
+
+def purge_triggers(conn, cutoff, limit, keep_latest=True):
+    """Delete up to ``limit`` triggers received before ``cutoff`` that no delivery names.
+
+    ``keep_latest`` keeps each entity's latest trigger: it is the snapshot initialization
+    re-sends. Returns how many were deleted.
+    """
+    newer = triggers.alias("newer")
+    where = [triggers.c.received_at < cutoff,
+             ~sa.exists().where(deliveries.c.trigger_pk == triggers.c.id)]
+    if keep_latest:
+        where.append(sa.exists().where(
+            newer.c.organization_id == triggers.c.organization_id, newer.c.entity_kind == triggers.c.entity_kind,
+            newer.c.entity_id == triggers.c.entity_id,
+            sa.or_(newer.c.occurred_at > triggers.c.occurred_at,
+                   sa.and_(newer.c.occurred_at == triggers.c.occurred_at, newer.c.id > triggers.c.id))))
+    ids = conn.execute(sa.select(triggers.c.id).where(*where).limit(limit)).scalars().all()
+    if ids:
+        conn.execute(sa.delete(triggers).where(triggers.c.id.in_(ids)))
+    return len(ids)
+
+
+def count_purgeable(conn, cutoff):
+    return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
+        deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff)).scalar_one()
+
+
+def disabled_hook_ids(conn, hook_ids):
+    """The hooks among ``hook_ids`` that are disabled (their deliveries wait)."""
+    if not hook_ids:
+        return set()
+    return set(conn.execute(sa.select(hooks.c.id).where(
+        hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_not(None))).scalars())

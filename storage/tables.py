@@ -129,6 +129,8 @@ triggers = sa.Table(
 )
 
 # status: pending -> in_flight -> delivered | retrying | dead | cancelled
+# A pending or retrying row whose hook is disabled (hooks.disabled_at) waits: it is neither
+# claimed nor enqueued until the hook is enabled again.
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
@@ -145,6 +147,11 @@ deliveries = sa.Table(
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Attempts made before the current series: a redelivery or replay starts a new series of
+    # max_attempts at attempts + 1, so attempt numbers keep growing and stay unique.
+    sa.Column("attempt_base", sa.Integer, nullable=False, default=0, server_default="0"),
+    # why the row exists: "trigger" (fan-out) or "init" (webhook initialization, paced)
+    sa.Column("source", sa.String(16), nullable=False, default="trigger", server_default="trigger"),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),
     sa.Column("lease_until", sa.DateTime),
     sa.Column("enqueued_at", sa.DateTime),
@@ -156,6 +163,8 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.DateTime),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_ordering", "ordering_key", "status", "sequence"),
+    # dead letters and retention: one organization's rows of one status, by time
+    sa.Index("ix_deliveries_org_status_created", "organization_id", "status", "created_at"),
 )
 
 attempts = sa.Table(

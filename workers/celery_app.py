@@ -6,6 +6,7 @@ acknowledge work it did not finish: acks_late + reject_on_worker_lost, prefetch 
 """
 
 from celery import Celery
+from celery import signals
 
 from doo_webhooks import settings as settings_module
 
@@ -38,6 +39,14 @@ def configure(app, settings):
         task_routes={FAN_OUT: {"queue": TRIGGERS_QUEUE}, DELIVER: {"queue": DELIVERIES_QUEUE}},
     )
     return app
+
+
+@signals.setup_logging.connect
+def _our_logging(**_):
+    """Celery's own lines go through our formatter too: with a receiver here, Celery adds no
+    handler of its own and redirects no output (see doo_webhooks.logs)."""
+    from doo_webhooks.logs import configure
+    configure(settings_module.from_env())
 
 
 def make_celery(settings):

@@ -2,11 +2,15 @@
 
 import concurrent.futures
 import dataclasses
+import logging
 
+from doo_webhooks import metrics
 from doo_webhooks.crypto import SecretBox
 from storage.db import engine_for
 from workers.tokens import TokenProvider
 from workers.tokens import make_token_cache
+
+log = logging.getLogger(__name__)
 
 SEND_THREADS = 64
 
@@ -23,12 +27,16 @@ class WorkerContext:
 
     @classmethod
     def create(cls, settings, publisher):
-        return cls(
-            settings=settings, engine=engine_for(settings.database_url), box=SecretBox(settings),
+        ctx = cls(
+            settings=settings, engine=engine_for(settings.database_url, pre_ping=False), box=SecretBox(settings),
             tokens=TokenProvider(settings, make_token_cache(settings)), publisher=publisher,
             pool=concurrent.futures.ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send"),
         )
+        return metrics.instrument(ctx)  # delivery outcomes and token fetches -> Prometheus
 
     def observe(self, outcome):
         for observer in self.observers:
-            observer(outcome)
+            try:
+                observer(outcome)
+            except Exception:  # an observer (metrics, a live view) must never fail a batch
+                log.exception("delivery observer failed")

@@ -49,11 +49,18 @@ def _record(ctx, outcomes, cancelled):
     with ctx.engine.begin() as conn:
         queries.record(conn, outcomes)
         queries.cancel(conn, cancelled, utcnow())
+        for reason in {o["disable_reason"] for o in outcomes if o.get("disable_reason")}:
+            queries.disable_hooks(conn, [o["hook_id"] for o in outcomes if o.get("disable_reason") == reason],
+                                  reason, utcnow())
 
 
 def deliver_batch(ctx, ids):
     """Make one attempt for each due delivery among ``ids``; returns the outcomes."""
-    rows = _claim(ctx, ids)
+    return send_claimed(ctx, _claim(ctx, ids))
+
+
+def send_claimed(ctx, rows):
+    """One attempt for each claimed row (storage.queries.claimed_details), then one record."""
     if not rows:
         return []
     cancelled = [row.id for row in rows if row.group_deleted_at is not None]
@@ -82,7 +89,8 @@ def attempt(ctx, row):
     started_at, started = utcnow(), time.monotonic()
     settings = ctx.settings
     session = http.session_for(settings)
-    outcome = {"id": row.id, "number": row.attempts, "started_at": started_at, "payload": None,
+    outcome = {"id": row.id, "number": row.attempts, "hook_id": row.hook_id, "started_at": started_at,
+               "payload": None,
                "last_status_code": None, "last_error": None, "error_detail": None,
                "response_excerpt": None, "request_headers": None,
                "trigger_id": row.trigger_id, "group_id": row.group_id, "received_at": row.received_at}
@@ -123,9 +131,12 @@ def attempt(ctx, row):
     now = utcnow()
     success = outcome["last_error"] is None and rules.is_success(outcome["last_status_code"],
                                                                   settings.success_statuses)
-    delay = None if success else rules.failure_delay(row.attempts, outcome["last_status_code"],
+    outcome["disable_reason"] = None if success else rules.disable_reason(outcome["last_status_code"])
+    # the retry schedule and max_attempts count within the current series (a redelivery starts one)
+    in_series = row.attempts - row.attempt_base
+    delay = None if success else rules.failure_delay(in_series, outcome["last_status_code"],
                                                       response_headers, settings, now)
-    status, delay = rules.next_state(attempt=row.attempts, success=success,
+    status, delay = rules.next_state(attempt=in_series, success=success,
                                      max_attempts=settings.max_attempts, delay=delay)
     outcome.update(
         status=status, now=now, duration_ms=int((time.monotonic() - started) * 1000),

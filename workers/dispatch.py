@@ -8,6 +8,7 @@ PostgreSQL, so several schedulers may run at once without sending anything twice
 
 import logging
 
+from doo_webhooks import metrics
 from storage import queries
 from storage.db import utcnow
 
@@ -18,8 +19,10 @@ SWEEP_LIMIT = 1000
 def dispatch_due(ctx, limit=SWEEP_LIMIT):
     """One sweep; returns how many deliveries were enqueued."""
     settings = ctx.settings
+    buried = []
     with ctx.engine.begin() as conn:
-        lost = queries.expire_leases(conn, utcnow(), settings.max_attempts)
+        lost = queries.expire_leases(conn, utcnow(), settings.max_attempts, buried=buried)
+    metrics.swept(0, lost, len(buried))
     if lost:
         log.warning("took back %d delivery(ies) whose worker stopped mid-attempt", lost)
     enqueued = 0
@@ -29,6 +32,7 @@ def dispatch_due(ctx, limit=SWEEP_LIMIT):
         # after the commit: a message must never point at a row another sweep may still change
         if ids:
             ctx.publisher.deliveries(ids)
+            metrics.swept(len(ids), 0, 0)
         enqueued += len(ids)
         if len(ids) < limit:
             return enqueued

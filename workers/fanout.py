@@ -20,17 +20,34 @@ def parse_time(text):
     return value
 
 
+def sequence_of(occurred_at):
+    """The ordering position of a trigger: its occurred_at in microseconds."""
+    return int((occurred_at - EPOCH).total_seconds() * 1_000_000)
+
+
 def ordering_key(group_id, endpoint, entity_kind, entity_id):
     """Deliveries sharing this key go out one after another, in trigger order."""
     text = json.dumps([group_id, endpoint, entity_kind, entity_id])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fan_out(engine, record, now):
+def fan_out(engine, record, now, first_attempt_at=None):
     """Store the trigger and its deliveries in one transaction; return the ids to enqueue.
 
     A trigger_id seen before returns no ids: its deliveries exist already, and any whose
-    message was lost are re-enqueued by the scheduler.
+    message was lost are re-enqueued by the scheduler. ``first_attempt_at`` (default now)
+    holds the new deliveries back (see DOO_WEBHOOKS_ORDERING_DELAY).
+    """
+    ids, _ = fan_out_and_claim(engine, record, now, first_attempt_at=first_attempt_at)
+    return ids
+
+
+def fan_out_and_claim(engine, record, now, lease_seconds=None, claim_limit=0, first_attempt_at=None):
+    """Like fan_out, but up to ``claim_limit`` new deliveries are claimed in the same
+    transaction (in flight, attempt 1) for the caller to send at once.
+
+    Returns (ids to enqueue, claimed rows as storage.queries.claimed_details gives them).
+    A delivery whose entity still owes an earlier one to the same receiver is never claimed.
     """
     occurred_at = parse_time(record["occurred_at"])
     trigger = {
@@ -41,21 +58,34 @@ def fan_out(engine, record, now):
         "entity": json.dumps(record["entity"], separators=(",", ":"), ensure_ascii=False),
         "delivery_count": 0,
     }
-    sequence = int((occurred_at - EPOCH).total_seconds() * 1_000_000)
+    sequence = sequence_of(occurred_at)
     with engine.begin() as conn:
+        queries.lock_entity(conn, record["organization_id"], record["entity_kind"], record["entity_id"])
         trigger_pk, created = queries.store_trigger(conn, trigger)
         if not created:
             log.info("trigger seen before, not fanned out again", extra={"trigger_id": record["trigger_id"]})
-            return []
+            return [], []
         rows = [{
             "id": str(uuid.uuid4()), "trigger_pk": trigger_pk, "hook_id": hook.id, "group_id": hook.group_id,
             "organization_id": record["organization_id"], "type": record["type"], "endpoint": hook.endpoint,
             "entity_kind": record["entity_kind"], "entity_id": record["entity_id"],
             "ordering_key": ordering_key(hook.group_id, hook.endpoint, record["entity_kind"], record["entity_id"]),
-            "sequence": sequence, "status": "pending", "attempts": 0, "next_attempt_at": now,
-            "enqueued_at": now, "created_at": now, "updated_at": now,
+            "sequence": sequence, "status": "pending", "attempts": 0, "next_attempt_at": first_attempt_at or now,
+            "enqueued_at": now, "created_at": now, "updated_at": now, "lease_until": None,
         } for hook in queries.matching_hooks(conn, record["organization_id"], record["type"],
                                              record["event_id"], record.get("event_guide_id"))]
+        claimed = []
+        if claim_limit and rows:
+            blocked = queries.blocked_keys(conn, {row["ordering_key"] for row in rows}, sequence, trigger_pk)
+            # a disabled hook's deliveries wait for it to be enabled: never claimed here
+            paused = queries.disabled_hook_ids(conn, {row["hook_id"] for row in rows})
+            lease_until = now + datetime.timedelta(seconds=lease_seconds)
+            for row in rows:
+                if len(claimed) < claim_limit and row["ordering_key"] not in blocked \
+                        and row["hook_id"] not in paused:
+                    row.update(status="in_flight", attempts=1, lease_until=lease_until)
+                    claimed.append(row["id"])
         queries.insert_deliveries(conn, rows, trigger_pk)
+        details = queries.claimed_details(conn, claimed)
     log.info("trigger fanned out to %d hook(s)", len(rows), extra={"trigger_id": record["trigger_id"]})
-    return [row["id"] for row in rows]
+    return [row["id"] for row in rows if row["status"] == "pending"], details

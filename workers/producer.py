@@ -82,7 +82,9 @@ class CeleryPublisher:
     def trigger(self, record):
         publish(record, self.broker_url)
 
-    def deliveries(self, ids):
+    def deliveries(self, ids, countdown=None):
+        # countdown is only ever the ordering delay (seconds), far below the visibility timeout
         app = _celery(self.broker_url)
         for start in range(0, len(ids), self.batch_size):
-            app.send_task(DELIVER, args=[list(ids[start:start + self.batch_size])], queue=DELIVERIES_QUEUE)
+            app.send_task(DELIVER, args=[list(ids[start:start + self.batch_size])], queue=DELIVERIES_QUEUE,
+                          countdown=countdown)

@@ -11,6 +11,7 @@ import random
 
 RETRY_AFTER_STATUSES = (429, 503)
 MAX_RETRY_AFTER = 24 * 3600
+GONE = 410
 
 
 def is_success(status_code, success_statuses):
@@ -54,6 +55,17 @@ def next_state(*, attempt, success, max_attempts, delay):
     if attempt >= max_attempts:
         return "dead", None
     return "retrying", delay
+
+
+def disable_reason(status_code):
+    """Why an answer disables the hook at once, or None.
+
+    410 Gone is the receiver saying the URL will never work again: retrying it for two days
+    helps nobody. The hook is disabled and its deliveries wait, none lost, until it is enabled.
+    """
+    if status_code == GONE:
+        return "the receiver answered 410 Gone"
+    return None
 
 
 def failure_delay(attempt, status_code, headers, settings, now, rng=random):

@@ -1,5 +1,6 @@
 """The Celery face: thin tasks that call the plain functions of fanout, delivery and dispatch."""
 
+import datetime
 import functools
 import logging
 
@@ -30,9 +31,21 @@ def context():
           retry_backoff=2, retry_backoff_max=60, max_retries=None)
 def fan_out(self, record):
     ctx = context()
-    ids = fanout.fan_out(ctx.engine, record, utcnow())
-    if ids:
-        ctx.publisher.deliveries(ids)
+    delay = ctx.settings.ordering_delay
+    if delay:
+        # Held back for the ordering delay, then sent by a short countdown message (the
+        # scheduler picks them up too, should that message be lost).
+        now = utcnow()
+        ids = fanout.fan_out(ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay))
+        ctx.publisher.deliveries(ids, countdown=delay)
+        return
+    # No delay: the first batch is claimed by the fan-out's own transaction and sent right
+    # here, with no broker round trip and no claim transaction.
+    rest, claimed = fanout.fan_out_and_claim(ctx.engine, record, utcnow(), delivery.lease_seconds(ctx.settings),
+                                             claim_limit=ctx.settings.batch_size)
+    if rest:
+        ctx.publisher.deliveries(rest)
+    delivery.send_claimed(ctx, claimed)
 
 
 @app.task(name=DELIVER)

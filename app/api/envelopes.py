@@ -1,5 +1,7 @@
 """Response shapes of doo's API, for the OpenAPI document and for dumping."""
 
+import urllib.parse
+
 from flask import request
 from marshmallow import Schema
 from marshmallow import fields
@@ -66,13 +68,21 @@ def url(path):
     return request.host_url.rstrip("/") + path
 
 
-def page_links(path, page, page_count):
-    """HAL links as doo writes them: first without ?page, the others with it."""
+def page_links(path, page, page_count, query=None):
+    """HAL links as doo writes them: first without ?page, the others with it.
+
+    ``query``: the listing's other arguments (filters, page_size), kept in every link so
+    that following ``next`` pages through the same selection.
+    """
     base = url(path)
-    links = {"self": {"href": f"{base}?page={page}"}, "first": {"href": base},
-             "last": {"href": f"{base}?page={page_count}"}}
+    kept = urllib.parse.urlencode({k: v for k, v in (query or {}).items() if v is not None and k != "page"})
+
+    def at(number):
+        args = "&".join(part for part in (kept, f"page={number}" if number else "") if part)
+        return f"{base}?{args}" if args else base
+    links = {"self": {"href": at(page)}, "first": {"href": at(None)}, "last": {"href": at(page_count)}}
     if page > 1:
-        links["prev"] = {"href": f"{base}?page={min(page - 1, page_count)}"}
+        links["prev"] = {"href": at(min(page - 1, page_count))}
     if page < page_count:
-        links["next"] = {"href": f"{base}?page={page + 1}"}
+        links["next"] = {"href": at(page + 1)}
     return links

@@ -1,6 +1,7 @@
 """The whole pipeline for real: PostgreSQL, Redis, the doo-webhooks worker and scheduler as
 processes, and HTTP peers on 127.0.0.1."""
 
+import os
 import time
 
 import pytest
@@ -18,7 +19,8 @@ from tests.support.tenants import Tenant
 from workers.producer import CeleryPublisher
 from workers.producer import emit
 
-BROKER = "redis://127.0.0.1:6379/13"
+# Another Redis database lets two test runs share one Redis without taking each other's messages.
+BROKER = os.environ.get("DOO_WEBHOOKS_TEST_E2E_BROKER", "redis://127.0.0.1:6379/13")
 
 
 class Pipeline:
@@ -29,7 +31,7 @@ class Pipeline:
             "DOO_WEBHOOKS_RETRY_SCHEDULE": "0.1", "DOO_WEBHOOKS_RETRY_JITTER": "0",
             "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.1", "DOO_WEBHOOKS_REQUEUE_AFTER": "1",
             "DOO_WEBHOOKS_CONNECT_TIMEOUT": "1", "DOO_WEBHOOKS_READ_TIMEOUT": "1", "DOO_WEBHOOKS_LEASE_SECONDS": "1",
-            "DOO_WEBHOOKS_SECRET_KEYS": TEST_KEY, "DOO_WEBHOOKS_LOG_FORMAT": "json",
+            "DOO_WEBHOOKS_SECRET_KEYS": TEST_KEY, "DOO_WEBHOOKS_LOG_FORMAT": "json", "DOO_WEBHOOKS_ORDERING_DELAY": "0.2",
             "DOO_WEBHOOKS_DATA_DIR": str(tmp_path),
         }
         self.env.update({f"DOO_WEBHOOKS_{k.upper()}": str(v) for k, v in overrides.items()})

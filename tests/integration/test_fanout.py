@@ -226,15 +226,24 @@ def test_hooks_removed_by_update_never_match(engine):
     assert fan_out(engine, trigger(tenant, "order_updated"), T0) == []
 
 
-def test_disabled_hooks_never_match(engine):
+def test_a_disabled_hook_still_gets_its_deliveries_which_wait(engine):
     tenant = organization(engine)
     group_id, hook_ids = add_group(engine, tenant, [("order_created", "https://crm.example/a"),
                                                     ("order_created", "https://crm.example/b")])
     with engine.begin() as conn:
         conn.execute(sa.update(hooks).where(hooks.c.id == hook_ids[("order_created", "https://crm.example/a")])
                      .values(disabled_at=T0, disabled_reason="test"))
-    rows = rows_of(engine, fan_out(engine, trigger(tenant), T0))
-    assert [r.endpoint for r in rows] == ["https://crm.example/b"]
+    ids = fan_out(engine, trigger(tenant), T0)
+    rows = rows_of(engine, ids)
+    # nothing is lost while a receiver is away: the delivery exists, pending
+    assert sorted((r.endpoint, r.status) for r in rows) == [("https://crm.example/a", "pending"),
+                                                           ("https://crm.example/b", "pending")]
+    # but only the enabled hook's delivery can be claimed or swept
+    with engine.begin() as conn:
+        claimed = queries.claim(conn, ids, T0 + datetime.timedelta(seconds=1), 60)
+    assert [r.endpoint for r in claimed] == ["https://crm.example/b"]
+    with engine.begin() as conn:
+        assert queries.take_due(conn, T0 + datetime.timedelta(seconds=1), 30, 100) == []
 
 
 def test_several_groups_and_hooks_one_delivery_each(engine):

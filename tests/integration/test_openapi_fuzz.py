@@ -30,10 +30,12 @@ from api_helpers import create_platform_key
 from api_helpers import graphql_config
 from app import create_app
 from doo_webhooks.settings import from_env
+from schemas.types import RESOURCES
 from schemas.types import TYPES
 from storage import queries
 from storage.db import utcnow
 from storage.migrate import upgrade
+from workers.fanout import fan_out
 
 TEST_KEY = "LQwtSIAHezKh40ehoYvtu0Me8cfhWcc7LuQq-QFGc2Q="  # a valid Fernet key, for tests only
 
@@ -55,6 +57,13 @@ OPERATIONS = [
     ("DELETE", "/v1/webhooks/{group_id}"),
     ("POST", "/v1/triggers"),
     ("GET", "/v1/triggers/{trigger_id}"),
+    ("GET", "/v1/webhooks/{group_id}/deliveries"),
+    ("GET", "/v1/deliveries/{delivery_id}"),
+    ("POST", "/v1/deliveries/{delivery_id}/redeliver"),
+    ("POST", "/v1/webhooks/{group_id}/hooks/{index}/enable"),
+    ("GET", "/v1/team/{team_id}/dead-letters"),
+    ("POST", "/v1/team/{team_id}/dead-letters/replay"),
+    ("POST", "/v1/webhooks/init/{resource}"),
 ]
 
 FUZZ_SETTINGS = hypothesis_settings(
@@ -86,8 +95,12 @@ def world(tmp_path_factory):
             "entity": json.dumps({"id": 3, "status": "live", "event_id": 3}),
             "occurred_at": now, "received_at": now, "delivery_count": 0,
         })
+    (delivery_id, *_) = fan_out(engine, {
+        "trigger_id": "fuzz-delivered", "type": "event_created", "organization_id": tenant.organization_id,
+        "event_id": "3", "entity_kind": "event", "entity_id": "3", "occurred_at": now.isoformat(),
+        "entity": {"id": 3, "status": "live", "event_id": 3}}, now)
     return types.SimpleNamespace(
-        app=app, tenant=tenant, group_id=group_id, trigger_id="fuzz-trigger",
+        app=app, tenant=tenant, group_id=group_id, trigger_id="fuzz-trigger", delivery_id=delivery_id,
         platform_key=create_platform_key(engine), schema=schemathesis.openapi.from_wsgi("/v1/openapi.json", app),
     )
 
@@ -116,7 +129,15 @@ ENTITIES = {
 }
 
 
-def _repair(case, data):
+def _repair_query(case, data):
+    query = case.query
+    if isinstance(query, dict):
+        if "type" in query:
+            query["type"] = data.draw(HOOK_TYPES)
+        query.pop("group_id", None)
+
+
+def _repair(world, case, data):
     """Make the parts of a generated body valid that the document cannot describe.
 
     Hook types, URLs and GraphQL bodies are checked by the API beyond what OpenAPI says,
@@ -126,6 +147,18 @@ def _repair(case, data):
     body = case.body
     if not isinstance(body, dict):
         return
+    if case.path == "/v1/webhooks/init/{resource}":
+        resource = data.draw(st.sampled_from(sorted(RESOURCES)))
+        case.path_parameters["resource"] = resource
+        body["organization_id" if resource == "events" else "event_id"] = \
+            world.tenant.organization_id if resource == "events" else "3"
+        body.pop("webhook_configuration_id", None)
+        kinds = [t for t, kind in TYPES.items() if kind == RESOURCES[resource]]
+        body["webhook_type"] = data.draw(st.lists(st.sampled_from(kinds), max_size=3))
+        return
+    if "type" in body:
+        body["type"] = data.draw(HOOK_TYPES)
+    body.pop("group_id", None)  # a random id is a 404
     if case.path == "/v1/triggers":
         hook_type = data.draw(HOOK_TYPES)
         body["type"] = hook_type
@@ -148,8 +181,14 @@ def _steer(world, case, method, steer, data):
     """Now and then point the generated case at the tenant's real objects, with a usable body."""
     if not steer:
         return
-    _repair(case, data)
+    _repair(world, case, data)
+    _repair_query(case, data)
     params = case.path_parameters or {}
+    if "delivery_id" in params:
+        params["delivery_id"] = world.delivery_id
+        _make_dead(world)  # so that a redelivery applies
+    if "index" in params:
+        params["index"] = 0
     if "team_id" in params:
         params["team_id"] = world.tenant.team_id
     if "group_id" in params and method != "DELETE":  # keep the seeded group for the other operations
@@ -158,6 +197,14 @@ def _steer(world, case, method, steer, data):
         params["trigger_id"] = world.trigger_id
     if case.path == "/v1/oauth" and isinstance(case.body, dict):
         case.body = world.tenant.token_request()
+
+
+def _make_dead(world):
+    import sqlalchemy as sa
+
+    from storage.tables import deliveries
+    with world.app.extensions["doo_webhooks"].engine.begin() as conn:
+        conn.execute(sa.update(deliveries).where(deliveries.c.id == world.delivery_id).values(status="dead"))
 
 
 @pytest.mark.parametrize("auth", ["organizer", "anonymous"])

@@ -1,0 +1,65 @@
+"""Operations endpoints beside the API: /healthz, /readyz, /metrics, and per-request metrics.
+
+They live outside /v1 and outside the OpenAPI document: they are for probes and Prometheus,
+not for API clients. Nothing here needs credentials, so keep /metrics off the public
+internet (see docs/deployment.md).
+"""
+
+import functools
+import time
+
+from flask import Response
+from flask import g
+from flask import jsonify
+from flask import request
+
+from doo_webhooks import health
+from doo_webhooks import metrics
+from workers.queues import DELIVERIES_QUEUE
+from workers.queues import TRIGGERS_QUEUE
+
+UNMATCHED = "<unmatched>"
+
+
+@functools.lru_cache(maxsize=None)
+def _redis_depths(broker_url):
+    return metrics.redis_queue_depths(broker_url, (TRIGGERS_QUEUE, DELIVERIES_QUEUE))
+
+
+def _queue_depths(settings, publisher):
+    """Where this process reads the broker's queue depths from (the in-process queue of standalone)."""
+    if hasattr(publisher, "queue_depths"):
+        return publisher.queue_depths
+    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return _redis_depths(settings.broker_url)
+    return dict
+
+
+def register(app, settings, engine, publisher):
+    ledger = metrics.LedgerCollector(engine, _queue_depths(settings, publisher))
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        ready, checks = health.readiness(settings)
+        return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        body, content_type = metrics.exposition([ledger])
+        return Response(body, content_type=content_type)
+
+    @app.before_request
+    def start_clock():
+        g.doo_webhooks_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        started = g.get("doo_webhooks_started")
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+            metrics.api_request(endpoint, request.method, response.status_code, time.perf_counter() - started)
+        return response

@@ -1,0 +1,110 @@
+"""/healthz, /readyz and /metrics of the API, and the readiness checks against real servers."""
+
+import redis
+
+from doo_webhooks import health
+from doo_webhooks import metrics
+from doo_webhooks.standalone import InlinePublisher
+from tests.support.observability import free_port
+from tests.support.observability import metric
+
+UNREACHABLE_PG = "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere"
+
+
+def test_healthz(client):
+    answer = client.get("/healthz")
+    assert (answer.status_code, answer.json) == (200, {"status": "ok"})
+
+
+def test_readyz_on_both_databases(client):
+    answer = client.get("/readyz")
+    assert (answer.status_code, answer.json) == (200, {"status": "ok", "checks": {"database": "ok", "broker": "ok"}})
+
+
+def test_readyz_without_its_database(make_app):
+    answer = make_app(database_url=UNREACHABLE_PG).test_client().get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json == {"status": "unavailable", "checks": {"database": "failed: OperationalError",
+                                                               "broker": "ok"}}
+
+
+def test_readyz_without_its_broker(make_app):
+    answer = make_app(broker_url=f"redis://127.0.0.1:{free_port()}/0").test_client().get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json["checks"] == {"database": "ok", "broker": "failed: ConnectionError"}
+
+
+def test_a_missing_sqlite_file_is_not_ready_and_not_created(tmp_path):
+    missing = tmp_path / "nothing-here.sqlite3"
+    try:
+        health.check_database(f"sqlite:///{missing}")
+    except Exception as exc:
+        assert "unable to open" in str(exc)
+    else:
+        raise AssertionError("a missing SQLite file passed the check")
+    assert not missing.exists()
+
+
+def test_in_process_broker_is_always_ready():
+    health.check_broker("memory://")
+
+
+def test_ops_endpoints_stay_out_of_the_openapi_document(client):
+    paths = client.get("/v1/openapi.json").json["paths"]
+    assert not {"/healthz", "/readyz", "/metrics"} & set(paths)
+    assert all(path.startswith("/v1/") for path in paths)
+
+
+def test_metrics_count_requests_by_url_rule(client, tenant_factory):
+    tenant = tenant_factory()
+    before = metric(client.get("/metrics").get_data(as_text=True), "doo_webhooks_api_requests_total",
+                    endpoint="/v1/webhooks/<group_id>", method="GET", status="404")
+    for group in ("a", "b", "c"):
+        client.get(f"/v1/webhooks/{group}", headers=tenant.headers())
+    client.get("/no/such/path")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "doo_webhooks_api_requests_total", endpoint="/v1/webhooks/<group_id>", method="GET",
+                  status="404") == before + 3  # one series for every group id
+    assert metric(text, "doo_webhooks_api_requests_total", endpoint="<unmatched>", method="GET", status="404") >= 1
+    assert metric(text, "doo_webhooks_api_request_duration_seconds_count", endpoint="/v1/webhooks/<group_id>") >= 3
+    assert metric(text, "doo_webhooks_deliveries_due") == 0
+
+
+def test_refused_bodies_are_counted_too(client):
+    client.post("/v1/triggers", data="x", content_type="text/plain")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "doo_webhooks_api_requests_total", endpoint="/v1/triggers", method="POST", status="415") >= 1
+
+
+def test_redis_queue_depths_add_up_the_priority_lists():
+    url = "redis://127.0.0.1:6379/15"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        client.rpush("deliveries", "a", "b")
+        client.rpush("deliveries\x06\x169", "c")  # kombu's list for priority 9
+        client.rpush("triggers", "d")
+        assert metrics.redis_queue_depths(url, ("triggers", "deliveries"))() == {"triggers": 1, "deliveries": 3}
+    finally:
+        client.flushdb()
+
+
+def test_standalone_queue_depth_is_the_work_waiting_for_a_thread():
+    import threading
+    publisher = InlinePublisher(batch_size=2, threads=1)
+    release, started = threading.Event(), threading.Event()
+    try:
+        publisher._submit("deliveries", lambda: (started.set(), release.wait(10)))
+        started.wait(10)
+        publisher._submit("deliveries", lambda: None)
+        publisher._submit("triggers", lambda: None)
+        assert publisher.queue_depths() == {"triggers": 1, "deliveries": 1}
+        release.set()
+        drained = threading.Event()
+        publisher._submit("triggers", drained.set)  # one thread: runs after the two above
+        assert drained.wait(10)
+        assert publisher.queue_depths() == {"triggers": 0, "deliveries": 0}
+    finally:
+        release.set()
+        publisher.shutdown()
+

@@ -1,0 +1,76 @@
+"""Putting deliveries right by hand: redeliver one, replay dead letters, enable a hook, purge.
+
+Plain functions over a connection (or an engine for the long purge); the API and the CLI
+are their two faces. None of them sends anything: a restarted delivery is a pending row,
+and the caller either publishes its id after the commit (the API, for speed) or leaves it
+to the scheduler's next sweep (the CLI, which may run where no broker is reachable).
+"""
+
+import datetime
+import re
+
+from storage import queries
+
+#: most dead letters one replay call restarts (as Svix's recover): a bigger backlog takes more calls
+REPLAY_LIMIT = 10_000
+PURGE_BATCH = 1000
+_AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class Refused(Exception):
+    """The operation does not apply to this object in its current state (HTTP 409)."""
+
+
+def redeliver(conn, row, now, enqueued):
+    """Start a new attempt series for one delivery (a ``queries.delivery_view`` row).
+
+    Only a dead or delivered delivery can be sent again: a pending, retrying or in-flight
+    one is still owed and will go out anyway; a cancelled one belongs to a deleted group.
+    """
+    if row.group_deleted_at is not None:
+        raise Refused(f"delivery {row.id} belongs to a deleted webhook group")
+    if row.status not in queries.REPLAYABLE_STATUSES:
+        raise Refused(f"delivery {row.id} is {row.status}; only a dead or delivered delivery can be redelivered")
+    if not queries.restart_series(conn, [row.id], now, queries.REPLAYABLE_STATUSES, enqueued):
+        raise Refused(f"delivery {row.id} changed meanwhile; look at it again")
+
+
+def replay(conn, now, enqueued, limit=REPLAY_LIMIT, **filters):
+    """Restart up to ``limit`` dead letters matching ``filters``; returns (ids, dead letters left)."""
+    ids = queries.replay_dead(conn, now, min(limit, REPLAY_LIMIT), enqueued, **filters)
+    return ids, queries.count_deliveries(conn, status="dead", live_groups=True, **filters)
+
+
+def parse_age(text):
+    """'30d', '12h', '90m', '45s', '2w' as a timedelta; ValueError otherwise."""
+    match = _AGE.match(text or "")
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not an age like 30d, 12h, 90m, 45s or 2w")
+    return datetime.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def purge(engine, cutoff, batch=PURGE_BATCH, keep_snapshots=True, progress=None):
+    """Delete deliveries delivered before ``cutoff`` with their attempts, then triggers received
+    before it that no delivery names any more; returns (deliveries, triggers) deleted.
+
+    Batches of ``batch`` rows, one transaction each, so a large purge never holds long locks.
+    ``keep_snapshots`` keeps each entity's latest trigger: initialization re-sends it.
+    ``progress(n)`` is called after each batch of deliveries.
+    """
+    deleted = [0, 0]
+    while True:
+        with engine.begin() as conn:
+            n = queries.purge_delivered(conn, cutoff, batch)
+        deleted[0] += n
+        if progress is not None and n:
+            progress(n)
+        if n < batch:
+            break
+    while True:
+        with engine.begin() as conn:
+            n = queries.purge_triggers(conn, cutoff, batch, keep_latest=keep_snapshots)
+        deleted[1] += n
+        if n < batch:
+            break
+    return tuple(deleted)
