@@ -28,8 +28,8 @@ def _probe_engine(url):
     """An engine for probes only: no pool, so every check is a real new connection."""
     connect_args = {}
     if sa.engine.make_url(url).get_backend_name() == "postgresql":
-        connect_args = {"connect_timeout": DATABASE_TIMEOUT,
-                        "options": f"-c statement_timeout={DATABASE_TIMEOUT * 1000}"}
+        # only connect_timeout: a startup "options" parameter would be refused by PgBouncer
+        connect_args = {"connect_timeout": DATABASE_TIMEOUT}
     return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 

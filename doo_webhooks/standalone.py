@@ -68,7 +68,8 @@ class InlinePublisher:
         delay = self.ctx.settings.ordering_delay
         if delay:
             now = utcnow()
-            fanout.fan_out(self.ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay))
+            fanout.fan_out(self.ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay),
+                           enqueued=False)
             return  # the scheduler sends them once the ordering delay has passed
         rest, claimed = fanout.fan_out_and_claim(self.ctx.engine, record, utcnow(),
                                                  delivery.lease_seconds(self.ctx.settings), self.batch_size)

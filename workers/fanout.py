@@ -31,18 +31,20 @@ def ordering_key(group_id, endpoint, entity_kind, entity_id):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fan_out(engine, record, now, first_attempt_at=None):
+def fan_out(engine, record, now, first_attempt_at=None, enqueued=True):
     """Store the trigger and its deliveries in one transaction; return the ids to enqueue.
 
     A trigger_id seen before returns no ids: its deliveries exist already, and any whose
     message was lost are re-enqueued by the scheduler. ``first_attempt_at`` (default now)
-    holds the new deliveries back (see DOO_WEBHOOKS_ORDERING_DELAY).
+    holds the new deliveries back (see DOO_WEBHOOKS_ORDERING_DELAY); ``enqueued=False``
+    says no message will be sent for them, so the scheduler's next sweep takes them.
     """
-    ids, _ = fan_out_and_claim(engine, record, now, first_attempt_at=first_attempt_at)
+    ids, _ = fan_out_and_claim(engine, record, now, first_attempt_at=first_attempt_at, enqueued=enqueued)
     return ids
 
 
-def fan_out_and_claim(engine, record, now, lease_seconds=None, claim_limit=0, first_attempt_at=None):
+def fan_out_and_claim(engine, record, now, lease_seconds=None, claim_limit=0, first_attempt_at=None,
+                      enqueued=True):
     """Like fan_out, but up to ``claim_limit`` new deliveries are claimed in the same
     transaction (in flight, attempt 1) for the caller to send at once.
 
@@ -71,7 +73,7 @@ def fan_out_and_claim(engine, record, now, lease_seconds=None, claim_limit=0, fi
             "entity_kind": record["entity_kind"], "entity_id": record["entity_id"],
             "ordering_key": ordering_key(hook.group_id, hook.endpoint, record["entity_kind"], record["entity_id"]),
             "sequence": sequence, "status": "pending", "attempts": 0, "next_attempt_at": first_attempt_at or now,
-            "enqueued_at": now, "created_at": now, "updated_at": now, "lease_until": None,
+            "enqueued_at": now if enqueued else None, "created_at": now, "updated_at": now, "lease_until": None,
         } for hook in queries.matching_hooks(conn, record["organization_id"], record["type"],
                                              record["event_id"], record.get("event_guide_id"))]
         claimed = []

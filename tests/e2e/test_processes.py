@@ -138,3 +138,13 @@ def test_worker_and_scheduler_start_and_answer_health(where, env, tmp_path):
         command.wait_output(" ready." if COMMANDS[where][1] == "worker" else "scheduler started")
     finally:
         assert command.stop() == 0, command.output()
+
+
+def test_compose_healthchecks_probe_the_ports_the_processes_serve():
+    compose_file = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    metrics_port = compose_file["x-app"]["environment"]["DOO_WEBHOOKS_METRICS_PORT"]
+    web_port = compose_file["services"]["web"]["ports"][0].rsplit(":", 1)[1]
+    expected = {"web": web_port, "worker": metrics_port, "scheduler": metrics_port}
+    for name, port in expected.items():
+        probe = " ".join(compose_file["services"][name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/healthz" in probe, (name, probe)
