@@ -6,6 +6,7 @@ from flask import request
 from flask import send_from_directory
 from flask_smorest import abort
 
+from app.auth import authenticate_request
 from app.errors import DooApi
 from app.errors import register as register_errors
 from app.services import Services
@@ -51,6 +52,8 @@ def create_app(settings=None, publisher=None):
     register_errors(app, api)
     from app import ops  # /healthz, /readyz, /metrics (outside /v1 and the OpenAPI document)
     ops.register(app, settings, app.extensions["doo_webhooks"].engine, publisher)
+
+    app.before_request(authenticate_request)
 
     @app.before_request
     def refuse_unreadable_bodies():

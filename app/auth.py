@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from flask import g
 from flask import request
 from flask_smorest import abort
 
@@ -57,6 +58,9 @@ def bearer_token():
 
 def current_caller(bearer_required=True):
     """Authenticate the request; 401 with the error envelope when it cannot be."""
+    cached = g.get("caller")
+    if cached is not None and (g.get("caller_has_bearer") or not bearer_required):
+        return cached
     with services().engine.begin() as conn:
         credential = api_key_credential(conn)
         token = bearer_token()
@@ -69,7 +73,9 @@ def current_caller(bearer_required=True):
             if row is None or row.credential_id != credential.id or row.expires_at <= utcnow():
                 _unauthorized("The access token is unknown, expired, or belongs to another API key.")
         memberships = tuple(queries.memberships_of(conn, credential.organizer_id))
-    return Caller(credential.organizer_id, credential.id, memberships)
+    g.caller = Caller(credential.organizer_id, credential.id, memberships)
+    g.caller_has_bearer = token is not None
+    return g.caller
 
 
 def require_platform():
@@ -80,3 +86,26 @@ def require_platform():
     with services().engine.begin() as conn:
         if not queries.platform_key_exists(conn, digest(key)):
             _unauthorized("Unknown or revoked platform key.")
+
+
+# Who may call what; everything else under /v1 needs x-api-key and a Bearer token.
+PUBLIC_PREFIXES = ("/v1/openapi.json", "/v1/docs")
+PLATFORM_ROUTES = {("/v1/triggers", "POST")}
+API_KEY_ONLY_ROUTES = {("/v1/oauth", "POST")}
+BEARER_OPTIONAL_ROUTES = {("/v1/webhooks/<group_id>", "DELETE")}  # doo's DELETE example sends only x-api-key
+
+
+def authenticate_request():
+    """Run before the body is parsed: an anonymous caller learns nothing from validation errors."""
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    if rule is None or not rule.startswith("/v1/") or rule.startswith(PUBLIC_PREFIXES):
+        return None  # unknown routes get their 404/405 from Flask
+    route = (rule, request.method)
+    if route in PLATFORM_ROUTES:
+        require_platform()
+    elif route in API_KEY_ONLY_ROUTES:
+        with services().engine.begin() as conn:
+            api_key_credential(conn)
+    elif request.method != "OPTIONS":
+        current_caller(bearer_required=route not in BEARER_OPTIONAL_ROUTES)
+    return None

@@ -27,7 +27,8 @@ def digest(value):
 
 
 def same(a, b):
-    return hmac.compare_digest(a, b)
+    """Constant-time comparison that also takes non-ASCII text."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def is_masked(value):
