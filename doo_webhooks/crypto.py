@@ -27,8 +27,10 @@ def digest(value):
 
 
 def same(a, b):
-    """Constant-time comparison that also takes non-ASCII text."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+    """Constant-time comparison of text or bytes (hmac refuses non-ASCII text)."""
+    def raw(value):
+        return value.encode("utf-8") if isinstance(value, str) else value
+    return hmac.compare_digest(raw(a), raw(b))
 
 
 def is_masked(value):

@@ -67,7 +67,8 @@ def id_text(value) -> str | None:
             return None
         text = str(int(value))
     elif isinstance(value, str):
-        if not value.strip():
+        # the ledger stores ids as text, and PostgreSQL text cannot hold NUL
+        if not value.strip() or "\x00" in value:
             return None
         text = value
     else:
@@ -544,6 +545,22 @@ class LoadedEntity:
 _SCHEMAS = {"event": EventSchema(), "order": OrderSchema(), "attendee": AttendeeSchema()}
 
 
+MAX_DEPTH = 64  # doo's models nest 4 levels; far deeper is an attack on the recursion limit
+
+
+def _too_deep(value) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def load_entity(kind: str, data) -> LoadedEntity:
     """Validate ``data`` as an entity of ``kind`` and return it normalised.
 
@@ -554,6 +571,8 @@ def load_entity(kind: str, data) -> LoadedEntity:
         raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
     if not isinstance(data, Mapping):
         raise ValidationError({"_schema": [f"The {kind} must be a JSON object."]})
+    if _too_deep(data):
+        raise ValidationError({"_schema": [f"The {kind} is nested deeper than {MAX_DEPTH} levels."]})
     _SCHEMAS[kind].load(data)  # validation only: the result is rebuilt from the input
 
     entity = copy.deepcopy(dict(data))

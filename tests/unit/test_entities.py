@@ -647,7 +647,9 @@ json_values = st.recursive(
 )
 # "x_" keeps generated keys clear of every documented field name.
 extra_keys = st.dictionaries(st.text(min_size=1, max_size=12).map(lambda s: "x_" + s), json_values, max_size=5)
-ids = st.integers(min_value=0, max_value=10**12) | st.text(min_size=1, max_size=64).filter(str.strip)
+# an id is an integer or non-blank text without NUL (the ledger keeps ids as PostgreSQL text)
+ids = st.integers(min_value=0, max_value=10**12) | st.text(min_size=1, max_size=64).filter(
+    lambda text: text.strip() and "\x00" not in text)
 
 
 @settings(max_examples=75, deadline=None)
@@ -684,3 +686,21 @@ def test_any_valid_order_loads(status, order_id, event_id, ticket, attendee):
 @given(status=st.text(max_size=40).filter(lambda s: s not in EVENT_STATUSES))
 def test_any_other_event_status_refused(status):
     error_at("event", {"id": 1, "status": status}, ["status"])
+
+
+@pytest.mark.parametrize("kind, entity", [
+    ("event", {"id": "7\x00", "status": "live"}),
+    ("order", {"order_details": {"id": 1, "status": "active"}, "event": {"id": "\x00"}}),
+])
+def test_ids_with_nul_are_refused(kind, entity):
+    with pytest.raises(ValidationError):
+        load_entity(kind, entity)
+
+
+def test_absurdly_deep_entities_are_refused_without_recursion_errors():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValidationError) as raised:
+        load_entity("event", {"id": 1, "status": "live", "custom": deep})
+    assert "deeper" in str(raised.value.messages)
