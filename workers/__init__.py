@@ -1,0 +1,1 @@
+"""The delivery engine (fan-out, deliver, dispatch) and its Celery face."""
