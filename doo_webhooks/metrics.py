@@ -13,6 +13,7 @@ The ledger's state (deliveries due, broker queue depth) is not counted by anyone
 read when ``/metrics`` of a web or standalone process is scraped (``LedgerCollector``).
 """
 
+import json
 import logging
 import os
 import socketserver
@@ -234,8 +235,6 @@ class _Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
 
 def ops_wsgi_app(ready):
     """/metrics, /healthz and /readyz for a process without the API; ``ready()`` -> (ok, checks)."""
-    import json
-
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":

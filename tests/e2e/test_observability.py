@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.parse
 
-import pytest
 import sqlalchemy as sa
 
 from tests.conftest import TEST_KEY

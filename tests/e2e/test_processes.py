@@ -29,9 +29,9 @@ OUR_PROGRAMS = {"doo-webhooks", "gunicorn"}
 
 
 def procfile():
-    lines = (ROOT / "Procfile").read_text().splitlines()
+    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip() and line[0] != "#"]
     return {f"Procfile {name.strip()}": shlex.split(command)
-            for name, _, command in (line.partition(":") for line in lines if line.strip() and not line.startswith("#"))}
+            for name, _, command in (line.partition(":") for line in lines)}
 
 
 def compose():
@@ -115,7 +115,10 @@ def test_web_starts_and_answers_health(where, env, tmp_path):
         base = f"http://127.0.0.1:{port}"
         assert wait_http(base + "/healthz", process=command.proc, what="web").json() == {"status": "ok"}
         assert wait_http(base + "/readyz").status_code == 200
-        assert "doo_webhooks_api_requests_total" in wait_http(base + "/metrics").text
+        exposition = wait_http(base + "/metrics").text  # gunicorn workers' counters and the ledger's gauges
+        assert "doo_webhooks_api_requests_total" in exposition
+        assert "doo_webhooks_deliveries_due 0.0" in exposition
+        assert 'doo_webhooks_queue_depth{queue="deliveries"} 0.0' in exposition
         assert wait_http(base + "/v1/openapi.json").json()["info"]["title"] == "doo-webhooks"
     finally:
         assert command.stop() == 0, command.output()
