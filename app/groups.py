@@ -88,4 +88,5 @@ def _hook(row):
         hook["origin"] = {"method": row.origin_method, "endpoint": row.origin_endpoint, "body": row.origin_body}
     if row.disabled_at is not None:
         hook["disabled"] = True
+        hook["disabled_reason"] = row.disabled_reason
     return hook

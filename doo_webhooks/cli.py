@@ -282,8 +282,8 @@ def _when(value, zone=None):
     if value is None:
         return None
     import datetime
-    try:
-        when = datetime.datetime.fromisoformat(value)
+    try:  # Python 3.10's fromisoformat does not read a trailing "Z"
+        when = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
     if when.tzinfo is None:
@@ -426,8 +426,9 @@ def _init_command(resource):
     kind = RESOURCES[resource]
 
     @init.command(resource)
-    @click.option("--organization-id", type=int, default=None, required=(resource == "events"))
-    @click.option("--event-id", default=None, required=(resource != "events"))
+    # no default=None here: with one, click takes a missing required option as given
+    @click.option("--organization-id", type=int, required=(resource == "events"))
+    @click.option("--event-id", required=(resource != "events"))
     @click.option("--last-updated-after", default=None, help="ISO 8601; no offset = CET, as doo documents.")
     @click.option("--last-updated-before", default=None, help="ISO 8601; no offset = CET.")
     @click.option("--webhook-type", multiple=True, help="Repeat for several; default every type of the resource.")
@@ -440,9 +441,9 @@ def _init_command(resource):
         from storage.db import utcnow
         from workers import initialization
         types = sorted({_hook_type(t) for t in webhook_type}) or None
-        wrong = [t for t in types or () if TYPES[t] != kind]
+        wrong = [f"{t} does not carry {kind}s" for t in types or () if TYPES[t] != kind]
         if wrong:
-            raise click.BadParameter(f"{', '.join(wrong)} do(es) not carry {kind}s", param_hint="--webhook-type")
+            raise click.BadParameter("; ".join(wrong), param_hint="--webhook-type")
         with _engine(_settings()).begin() as conn:
             items, rows = initialization.initialize(
                 conn, kind, utcnow(), hook_types=types, rate=max_rate_per_min,

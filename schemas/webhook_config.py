@@ -83,6 +83,7 @@ class HookSchema(Schema):
     # A listed hook may carry this; doo's update recipe posts the listing back. A PUT makes
     # new hooks, enabled: the state is read and ignored (enable a hook with its own call).
     disabled = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
+    disabled_reason = fields.Raw(load_only=True, metadata={"description": "Ignored on input."})
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -111,6 +112,7 @@ class HookSchema(Schema):
     @post_load
     def drop_listing_fields(self, data, **kwargs):
         data.pop("disabled", None)
+        data.pop("disabled_reason", None)
         return data
 
 
@@ -206,6 +208,7 @@ class HookOutSchema(Schema):
     endpoint = fields.String()
     origin = fields.Nested(OriginSchema)
     disabled = fields.Boolean(metadata={"description": "Present and true when the hook was disabled."})
+    disabled_reason = fields.String(allow_none=True, metadata={"description": "Why, when it was disabled."})
 
 
 class CredentialsOutSchema(Schema):

@@ -533,8 +533,7 @@ def list_deliveries(conn, limit, offset, **filters):
 def delivery_view(conn, delivery_id):
     """One delivery with its payload, trigger, hook and group state, or None."""
     return conn.execute(
-        sa.select(*_summary_columns(), deliveries.c.payload, triggers.c.entity,
-                  webhook_groups.c.deleted_at.label("group_deleted_at"))
+        sa.select(*_summary_columns(), deliveries.c.payload, webhook_groups.c.deleted_at.label("group_deleted_at"))
         .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups,
                                                                  webhook_groups.c.id == deliveries.c.group_id))
         .where(deliveries.c.id == delivery_id)
@@ -598,14 +597,18 @@ def disable_hooks(conn, hook_ids, reason, now):
 
 
 def enable_hook(conn, hook_id, now):
-    """Enable a hook; its waiting deliveries become due. Returns how many were waiting.
+    """Enable a disabled hook; its waiting deliveries become due. Returns how many were waiting
+    (0 for a hook that was not disabled: nothing changes).
 
     Retries are brought forward to ``now`` (the receiver is back: no need to sit out a
     backoff chosen while it was failing); pending rows keep their time, so an
     initialization stays paced. Their stale queue marks are dropped so the scheduler's next
     sweep takes them.
     """
-    conn.execute(sa.update(hooks).where(hooks.c.id == hook_id).values(disabled_at=None, disabled_reason=None))
+    enabled = conn.execute(sa.update(hooks).where(hooks.c.id == hook_id, hooks.c.disabled_at.is_not(None))
+                           .values(disabled_at=None, disabled_reason=None)).rowcount
+    if not enabled:
+        return 0
     conn.execute(sa.update(deliveries).where(
         deliveries.c.hook_id == hook_id, deliveries.c.status == "retrying", deliveries.c.next_attempt_at > now,
     ).values(next_attempt_at=now, updated_at=now))
@@ -614,9 +617,12 @@ def enable_hook(conn, hook_id, now):
     ).values(enqueued_at=None)).rowcount
 
 
-def waiting_count(conn, hook_id):
-    return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES))).scalar_one()
+def disabled_hook_ids(conn, hook_ids):
+    """The hooks among ``hook_ids`` that are disabled (their deliveries wait)."""
+    if not hook_ids:
+        return set()
+    return set(conn.execute(sa.select(hooks.c.id).where(
+        hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_not(None))).scalars())
 
 
 # initialization
@@ -715,11 +721,3 @@ def purge_triggers(conn, cutoff, limit, keep_latest=True):
 def count_purgeable(conn, cutoff):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
         deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff)).scalar_one()
-
-
-def disabled_hook_ids(conn, hook_ids):
-    """The hooks among ``hook_ids`` that are disabled (their deliveries wait)."""
-    if not hook_ids:
-        return set()
-    return set(conn.execute(sa.select(hooks.c.id).where(
-        hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_not(None))).scalars())

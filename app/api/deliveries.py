@@ -57,7 +57,9 @@ class DeadLetterArgsSchema(PageArgsSchema, WindowSchema):
     group_id = fields.String(validate=validate.Length(min=1, max=64))
 
 
-class ReplaySchema(WindowSchema):
+class ReplaySchema(Schema):
+    """Which dead letters to replay; every field optional (none: all of the organization's)."""
+
     class Meta:
         unknown = RAISE
 

@@ -110,7 +110,8 @@ def initialize(body, resource):
             if group is None or group.organization_id not in organization_ids:
                 abort(404, message=f"No webhook group {group_id}.")
         items, rows = initialization.initialize(
-            conn, kind, utcnow(), hook_types=hook_types, rate=body.get("max_rate_per_min") or initialization.DEFAULT_RATE,
+            conn, kind, utcnow(), hook_types=hook_types,
+            rate=body.get("max_rate_per_min") or initialization.DEFAULT_RATE,
             organization_ids=organization_ids, event_id=body.get("event_id"),
             updated_after=body.get("last_updated_after"), updated_before=body.get("last_updated_before"),
             group_id=group_id)

@@ -18,6 +18,7 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import triggers
 from workers.fanout import fan_out
+from workers.fanout import fan_out_and_claim
 from workers.fanout import ordering_key
 from workers.producer import prepare
 
@@ -244,6 +245,10 @@ def test_a_disabled_hook_still_gets_its_deliveries_which_wait(engine):
     assert [r.endpoint for r in claimed] == ["https://crm.example/b"]
     with engine.begin() as conn:
         assert queries.take_due(conn, T0 + datetime.timedelta(seconds=1), 30, 100) == []
+    # nor by the fan-out's own fast path
+    rest, claimed = fan_out_and_claim(engine, trigger(tenant, entity_id=43), T0, lease_seconds=60, claim_limit=10)
+    assert [r.endpoint for r in claimed] == ["https://crm.example/b"]
+    assert [r.endpoint for r in rows_of(engine, rest)] == ["https://crm.example/a"]
 
 
 def test_several_groups_and_hooks_one_delivery_each(engine):
