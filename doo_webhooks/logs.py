@@ -84,4 +84,6 @@ def configure(settings):
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     logging.captureWarnings(True)  # warnings.warn() lines too (e.g. Celery's), through the formatter
+    # Alembic narrates every plugin it loads at INFO; an operator needs only the migrations run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
