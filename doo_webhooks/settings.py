@@ -92,6 +92,10 @@ SETTINGS = (
             "is sent (per-entity order). 0 sends at once; order is then best effort across workers."),
     Setting("ORIGIN_API_KEY", "", str, "x-api-key sent to GraphQL origins."),
     Setting("ORIGIN_TOKEN", "", str, "Bearer token sent to GraphQL origins."),
+    Setting("ORIGIN_URLS", "", _keys,
+            "Comma-separated URL prefixes of the platform's GraphQL API (e.g. https://gql.doo.net/). "
+            "When set, hooks may only name an origin under them. The platform's origin key and "
+            "token are only ever sent to an origin under one of them."),
     Setting("ACCESS_TOKEN_TTL", "3600", int, "Lifetime in seconds of tokens issued by POST /v1/oauth."),
     Setting("MAX_BODY_BYTES", "1048576", int, "Largest request body the API accepts (413 above)."),
     Setting("LOG_FORMAT", "auto", str, "'json', 'text', or 'auto' (text on a terminal, JSON otherwise)."),
@@ -127,6 +131,7 @@ class Settings:
     ordering_delay: float
     origin_api_key: str
     origin_token: str
+    origin_urls: tuple
     access_token_ttl: int
     max_body_bytes: int
     log_format: str

@@ -30,14 +30,21 @@ def fill(body, values):
     return body
 
 
+def trusted_origin(url, settings):
+    """Whether ``url`` is the platform's own GraphQL API (listed in ORIGIN_URLS)."""
+    return any(url.startswith(prefix) for prefix in settings.origin_urls)
+
+
 def origin_payload(row, settings, session):
-    """POST the filled GraphQL request to the origin with the platform's credentials."""
+    """POST the filled GraphQL request to the origin; the platform's credentials go only to
+    an origin listed in ORIGIN_URLS, never to a URL an organizer typed."""
     body = fill(row.origin_body, placeholder_values(row, json.loads(row.entity)))
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if settings.origin_api_key:
-        headers["x-api-key"] = settings.origin_api_key
-    if settings.origin_token:
-        headers["Authorization"] = f"Bearer {settings.origin_token}"
+    if trusted_origin(row.origin_endpoint, settings):
+        if settings.origin_api_key:
+            headers["x-api-key"] = settings.origin_api_key
+        if settings.origin_token:
+            headers["Authorization"] = f"Bearer {settings.origin_token}"
     result = http.send(session, row.origin_method or "POST", row.origin_endpoint, body=body.encode(),
                        headers=headers, timeouts=settings.timeouts, max_bytes=ORIGIN_MAX_BYTES + 1)
     if result.error_kind is not None:

@@ -23,6 +23,7 @@ from schemas.webhook_config import refuse_masked
 from storage import queries
 from storage.db import utcnow
 from workers.http import check_url_literal
+from workers.payloads import trusted_origin
 
 blp = ApiBlueprint("webhooks", __name__, description="Webhook groups (doo's webhook configurations).")
 
@@ -34,16 +35,21 @@ def _check_storable(config):
 
 
 def _check_endpoints(config):
-    """Refuse receivers written as an IP that the delivery guard would block anyway."""
-    allowed = services().settings.allowed_networks
+    """Refuse what delivery would refuse anyway: receivers written as a blocked IP, and
+    origins outside the platform's GraphQL API (DOO_WEBHOOKS_ORIGIN_URLS)."""
+    settings = services().settings
     errors = {}
     for i, hook in enumerate(config["hooks"]):
-        for key, value in (("endpoint", hook["endpoint"]), ("origin", (hook.get("origin") or {}).get("endpoint"))):
-            reason = value and check_url_literal(value, allowed)
+        origin = (hook.get("origin") or {}).get("endpoint")
+        for key, value in (("endpoint", hook["endpoint"]), ("origin", origin)):
+            reason = value and check_url_literal(value, settings.allowed_networks)
             if reason:
                 errors.setdefault("hooks", {}).setdefault(i, {})[key] = [reason]
+        if origin and settings.origin_urls and not trusted_origin(origin, settings):
+            errors.setdefault("hooks", {}).setdefault(i, {}).setdefault("origin", []).append(
+                f"must be the platform's GraphQL API: a URL starting with {' or '.join(settings.origin_urls)}")
     auth_endpoint = (config.get("authentication") or {}).get("endpoint")
-    reason = auth_endpoint and check_url_literal(auth_endpoint, allowed)
+    reason = auth_endpoint and check_url_literal(auth_endpoint, settings.allowed_networks)
     if reason:
         errors["authentication"] = {"endpoint": [reason]}
     if errors:
