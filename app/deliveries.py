@@ -22,6 +22,7 @@ def summary(row, href):
         "source": row.source, "status": row.status,
         # a delivery whose hook is disabled is neither sent nor lost: it waits for the hook
         "waiting_for_hook": row.status in OPEN and hook_live and row.hook_disabled_at is not None,
+        "skipped_reason": row.skipped_reason if row.status == "skipped" else None,
         "hook": row.hook_position if hook_live else None,
         "attempts": row.attempts, "attempts_in_series": row.attempts - row.attempt_base,
         "next_attempt_at": aware(row.next_attempt_at) if row.status in OPEN else None,

@@ -28,6 +28,7 @@ def to_rows(config, box, *, keep=None):
         "authentication": json.dumps(auth) if auth else None,
         "client_secret_enc": client_secret_enc,
         "signing_secret_enc": signing_enc,
+        "notify_url": config.get("notify_url"),
     }
     hook_rows = []
     for hook in config["hooks"]:
@@ -78,6 +79,8 @@ def to_listing(group, hook_rows, self_href):
         item["authentication"] = auth
     if group.signing_secret_enc:
         item["signing_secret"] = MASK
+    if group.notify_url:
+        item["notify_url"] = group.notify_url
     item["_links"] = {"self": {"href": self_href}}
     return item
 

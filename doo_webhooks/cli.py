@@ -336,7 +336,8 @@ def deliveries():
 
 @deliveries.command("list")
 @_window_options
-@click.option("--status", type=click.Choice(("pending", "in_flight", "retrying", "delivered", "dead", "cancelled")))
+@click.option("--status", type=click.Choice(("pending", "in_flight", "retrying", "delivered", "dead", "cancelled",
+                                             "skipped")))
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--page-size", type=click.IntRange(1, 1000), default=25, show_default=True)
 def deliveries_list(organization_id, group_id, hook_type, since, until, status, page, page_size):

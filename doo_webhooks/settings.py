@@ -71,6 +71,9 @@ SETTINGS = (
             "Relative jitter applied to every retry delay (0.2 = plus or minus 20 %)."),
     Setting("MAX_ATTEMPTS", "10", int,
             "Attempts before a delivery is dead (moved to the dead letters)."),
+    Setting("DISABLE_AFTER", "432000", int,
+            "Seconds a hook may fail every attempt before the scheduler disables it "
+            "(432000 = 5 days); 0 = never."),
     Setting("SUCCESS_STATUSES", "200", _ints,
             "HTTP statuses from a receiver that count as delivered."),
     Setting("CONNECT_TIMEOUT", "5", float, "Seconds to connect to a receiver, token endpoint or origin."),
@@ -118,6 +121,7 @@ class Settings:
     retry_schedule: tuple
     retry_jitter: float
     max_attempts: int
+    disable_after: int
     success_statuses: tuple
     connect_timeout: float
     read_timeout: float
@@ -179,6 +183,7 @@ def _check(values):
          "needs one or more delays between 0 and 604800 seconds")
     need(0 <= values["retry_jitter"] < 1, "RETRY_JITTER", "must be at least 0 and below 1")
     need(values["max_attempts"] >= 1, "MAX_ATTEMPTS", "must be at least 1")
+    need(values["disable_after"] >= 0, "DISABLE_AFTER", "must not be negative (0 = never)")
     need(values["success_statuses"] and all(100 <= s <= 599 for s in values["success_statuses"]),
          "SUCCESS_STATUSES", "must be HTTP statuses (100-599)")
     for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS", "REQUEUE_AFTER"):

@@ -22,6 +22,8 @@ METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 PLACEHOLDER = re.compile(r"%[A-Z_]+%")
 HASHED_TYPE = re.compile(r"^(?P<type>[a-z_]+)_[0-9a-f]{32}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+NOTIFY_NEEDS_SIGNING = ("operational notifications are signed with the group's signing secret: "
+                        "set signing_secret (whsec_...) to use notify_url")
 MASKED_ON_CREATE = ("this is the masked value from a listing, not a secret: send the real secret, "
                     "or update the group with PUT /v1/webhooks/<id>, which keeps the stored one")
 
@@ -155,6 +157,9 @@ class WebhookConfigSchema(Schema):
     signing_secret = fields.String(allow_none=True, validate=validate.Regexp(
         r"^whsec_[A-Za-z0-9+/=]{32,90}$|^\*{8}$", error="must be whsec_ followed by 24 to 64 base64 bytes"),
         metadata={"description": "Standard Webhooks signing secret (whsec_...); returned masked."})
+    notify_url = Url(allow_none=True, metadata={
+        "description": "Receives signed operational events (delivery.exhausted, hook.disabled, "
+                       "hook.recovered); needs signing_secret."})
     # A listed object carries these; doo's update recipe posts it back, so they are read and ignored.
     id = fields.Raw(load_only=True)
     _links = fields.Raw(load_only=True, data_key="_links")
@@ -163,6 +168,11 @@ class WebhookConfigSchema(Schema):
     def one_scope(self, data, **kwargs):
         if data.get("event_id") is not None and data.get("event_guide_id") is not None:
             raise ValidationError("set event_id or event_guide_id, not both", "event_guide_id")
+
+    @validates_schema
+    def notify_needs_signing(self, data, **kwargs):
+        if data.get("notify_url") and not data.get("signing_secret"):
+            raise ValidationError(NOTIFY_NEEDS_SIGNING, "notify_url")
 
     @post_load
     def drop_listing_fields(self, data, **kwargs):
@@ -236,4 +246,5 @@ class WebhookOutSchema(Schema):
     hooks = fields.List(fields.Nested(HookOutSchema))
     authentication = fields.Nested(AuthenticationOutSchema)
     signing_secret = fields.String()
+    notify_url = fields.String()
     _links = fields.Nested(SelfLinksSchema, data_key="_links", attribute="_links")

@@ -18,6 +18,7 @@ from storage.tables import credentials
 from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import memberships
+from storage.tables import notifications
 from storage.tables import organizations
 from storage.tables import organizers
 from storage.tables import platform_keys
@@ -225,8 +226,8 @@ def store_trigger(conn, values):
 def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
     """Live hooks of the organization's live groups whose scope and type take this trigger.
 
-    A disabled hook still matches: its deliveries are created and wait (claim and take_due
-    skip them) until the hook is enabled again, so nothing is lost while a receiver is away.
+    A disabled hook still matches (``disabled_at``, ``disabled_reason`` tell it): fan-out
+    records its delivery as skipped, so nothing is silently lost while it is off.
     """
     g = webhook_groups
     scope = sa.or_(
@@ -235,7 +236,8 @@ def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
         g.c.event_guide_id == event_guide_id if event_guide_id is not None else sa.false(),
     )
     return conn.execute(
-        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.endpoint, hooks.c.type)
+        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.endpoint, hooks.c.type, hooks.c.disabled_at,
+                  hooks.c.disabled_reason)
         .select_from(hooks.join(g))
         .where(
             g.c.organization_id == organization_id, g.c.deleted_at.is_(None), scope,
@@ -369,11 +371,46 @@ def record(conn, outcomes):
             lease_until=None, enqueued_at=None,
         )
     )
-    conn.execute(stmt, [{
+    params = [{
         "b_id": o["id"], "b_number": o["number"], "b_status": o["status"], "b_next": o["next_attempt_at"],
         "b_payload": o.get("payload"), "b_code": o["last_status_code"], "b_error": o["last_error"],
         "b_delivered_at": o.get("delivered_at"), "b_now": o["now"],
-    } for o in outcomes])
+    } for o in outcomes]
+    living = [p for p in params if p["b_status"] != "dead"]
+    if living:
+        conn.execute(stmt, living)
+    # dead is rare: one statement each, so the caller learns which really went dead now
+    buried = []
+    for p in params:
+        if p["b_status"] == "dead":
+            buried.extend(conn.execute(stmt.returning(deliveries.c.id), p).scalars())
+    _hook_health(conn, [o for o in outcomes if o.get("health") is not None])
+    return buried
+
+
+def _hook_health(conn, outcomes):
+    """Track each hook's failing streak: a success ends it, a failure starts or extends it.
+
+    Each outcome's ``health`` is True (success), False (a failure the receiver is answerable
+    for) or None (tells nothing; left out by the caller).
+    """
+    succeeded = {o["hook_id"] for o in outcomes if o["health"]}
+    if succeeded:
+        conn.execute(sa.update(hooks).where(hooks.c.id.in_(succeeded)).values(failing_since=None))
+    failed = {}
+    for o in outcomes:
+        if not o["health"] and o["hook_id"] not in succeeded:
+            first, last = failed.get(o["hook_id"], (o["started_at"], o["started_at"]))
+            failed[o["hook_id"]] = (min(first, o["started_at"]), max(last, o["started_at"]))
+    if failed:
+        conn.execute(
+            sa.update(hooks).where(hooks.c.id == sa.bindparam("h_id")).values(
+                failing_since=sa.func.coalesce(hooks.c.failing_since, sa.bindparam("h_first")),
+                last_failure_at=sa.case(
+                    (sa.or_(hooks.c.last_failure_at.is_(None), hooks.c.last_failure_at < sa.bindparam("h_last")),
+                     sa.bindparam("h_last")),
+                    else_=hooks.c.last_failure_at)),
+            [{"h_id": hook_id, "h_first": first, "h_last": last} for hook_id, (first, last) in failed.items()])
 
 
 def cancel(conn, ids, now):
@@ -476,7 +513,8 @@ def loads(text):
 # health and retention. Organization scoping is a filter here (``organization_ids``); None
 # means every organization, for the operator's CLI.
 
-REPLAYABLE_STATUSES = ("dead", "delivered")
+#: what a redelivery takes: a skipped delivery (its hook was disabled) is sent like a dead one
+REPLAYABLE_STATUSES = ("dead", "delivered", "skipped")
 #: types after which an entity no longer exists: initialization does not re-send it
 GONE_TYPES = ("event_removed", "order_removed")
 
@@ -488,7 +526,7 @@ def _summary_columns():
         deliveries.c.entity_id, deliveries.c.sequence, deliveries.c.status, deliveries.c.attempts,
         deliveries.c.attempt_base, deliveries.c.source, deliveries.c.next_attempt_at,
         deliveries.c.last_status_code, deliveries.c.last_error, deliveries.c.created_at,
-        deliveries.c.updated_at, deliveries.c.delivered_at,
+        deliveries.c.updated_at, deliveries.c.delivered_at, deliveries.c.skipped_reason,
         triggers.c.trigger_id, hooks.c.position.label("hook_position"),
         hooks.c.disabled_at.label("hook_disabled_at"), hooks.c.removed_at.label("hook_removed_at"),
     )
@@ -555,7 +593,8 @@ def restart_series(conn, ids, now, statuses, enqueued):
         sa.update(deliveries)
         .where(deliveries.c.id.in_(ids), deliveries.c.status.in_(statuses))
         .values(status="pending", attempt_base=deliveries.c.attempts, next_attempt_at=now,
-                delivered_at=None, lease_until=None, enqueued_at=now if enqueued else None, updated_at=now)
+                delivered_at=None, skipped_reason=None, lease_until=None, enqueued_at=now if enqueued else None,
+                updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
 
@@ -590,15 +629,28 @@ def latest_request_headers(conn, delivery_id):
 # endpoint health
 
 def disable_hooks(conn, hook_ids, reason, now):
-    """Disable hooks that are not disabled yet (the first reason and time are kept)."""
-    if hook_ids:
-        conn.execute(sa.update(hooks).where(hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_(None))
-                     .values(disabled_at=now, disabled_reason=reason[:255]))
+    """Disable hooks that are not disabled yet (the first reason and time are kept); returns
+    the ids this call disabled."""
+    if not hook_ids:
+        return []
+    return conn.execute(sa.update(hooks).where(hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_(None))
+                        .values(disabled_at=now, disabled_reason=reason[:255]).returning(hooks.c.id)).scalars().all()
+
+
+def failing_hooks(conn, cutoff, limit=100):
+    """Enabled live hooks of live groups that failed every attempt since before ``cutoff`` and
+    failed again since: their streak began before it and their latest failure is after it.
+    One indexed query (ix_hooks_failing_since); rows another scheduler holds are skipped."""
+    return conn.execute(_locking(conn, sa.select(hooks.c.id, hooks.c.failing_since).where(
+        hooks.c.failing_since < cutoff, hooks.c.last_failure_at >= cutoff,
+        hooks.c.disabled_at.is_(None), hooks.c.removed_at.is_(None),
+        hooks.c.group_id.in_(sa.select(webhook_groups.c.id).where(webhook_groups.c.deleted_at.is_(None))),
+    ).order_by(hooks.c.failing_since).limit(limit))).all()
 
 
 def enable_hook(conn, hook_id, now):
-    """Enable a disabled hook; its waiting deliveries become due. Returns how many were waiting
-    (0 for a hook that was not disabled: nothing changes).
+    """Enable a disabled hook; its waiting deliveries become due. Returns how many were waiting,
+    or None for a hook that was not disabled (nothing changes). Its failing streak starts over.
 
     Retries are brought forward to ``now`` (the receiver is back: no need to sit out a
     backoff chosen while it was failing); pending rows keep their time, so an
@@ -606,9 +658,9 @@ def enable_hook(conn, hook_id, now):
     sweep takes them.
     """
     enabled = conn.execute(sa.update(hooks).where(hooks.c.id == hook_id, hooks.c.disabled_at.is_not(None))
-                           .values(disabled_at=None, disabled_reason=None)).rowcount
+                           .values(disabled_at=None, disabled_reason=None, failing_since=None)).rowcount
     if not enabled:
-        return 0
+        return None
     conn.execute(sa.update(deliveries).where(
         deliveries.c.hook_id == hook_id, deliveries.c.status == "retrying", deliveries.c.next_attempt_at > now,
     ).values(next_attempt_at=now, updated_at=now))
@@ -617,12 +669,80 @@ def enable_hook(conn, hook_id, now):
     ).values(enqueued_at=None)).rowcount
 
 
-def disabled_hook_ids(conn, hook_ids):
-    """The hooks among ``hook_ids`` that are disabled (their deliveries wait)."""
+def hook_details(conn, hook_ids):
+    """Hooks with their group (for operational events), by id."""
     if not hook_ids:
-        return set()
-    return set(conn.execute(sa.select(hooks.c.id).where(
-        hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_not(None))).scalars())
+        return {}
+    return {row.id: row for row in conn.execute(
+        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.position, hooks.c.type_key, hooks.c.endpoint,
+                  hooks.c.disabled_at, hooks.c.disabled_reason, hooks.c.removed_at)
+        .where(hooks.c.id.in_(hook_ids)))}
+
+
+def exhausted_details(conn, delivery_ids):
+    """Dead deliveries with their trigger and hook (for delivery.exhausted events)."""
+    if not delivery_ids:
+        return []
+    return conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.group_id, deliveries.c.type, deliveries.c.endpoint,
+                  deliveries.c.entity_kind, deliveries.c.entity_id, deliveries.c.attempts,
+                  deliveries.c.last_status_code, deliveries.c.last_error, triggers.c.trigger_id,
+                  hooks.c.position.label("hook_position"), hooks.c.removed_at.label("hook_removed_at"))
+        .select_from(deliveries.join(triggers).join(hooks))
+        .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "dead")
+        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
+    ).all()
+
+
+# operational notifications (the outbox)
+
+def add_notifications(conn, rows):
+    """Queue events for the groups among the rows' that have a notify_url; returns how many."""
+    if not rows:
+        return 0
+    wanted = set(conn.execute(sa.select(webhook_groups.c.id).where(
+        webhook_groups.c.id.in_({r["group_id"] for r in rows}), webhook_groups.c.notify_url.is_not(None),
+        webhook_groups.c.deleted_at.is_(None))).scalars())
+    kept = [r for r in rows if r["group_id"] in wanted]
+    if kept:
+        conn.execute(sa.insert(notifications), kept)
+    return len(kept)
+
+
+def take_notifications(conn, now, lease_seconds, limit):
+    """Claim up to ``limit`` due notifications for one attempt (their next try moves a lease
+    ahead, so a sender that dies leaves them to a later sweep); returns them with the group's
+    notify_url, signing secret and deletion time."""
+    due = _locking(conn, sa.select(notifications.c.id).where(
+        notifications.c.status == "pending", notifications.c.next_attempt_at <= now,
+    ).order_by(notifications.c.next_attempt_at).limit(limit))
+    ids = conn.execute(
+        sa.update(notifications).where(notifications.c.id.in_(due.scalar_subquery()))
+        .values(attempts=notifications.c.attempts + 1, updated_at=now,
+                next_attempt_at=now + datetime.timedelta(seconds=lease_seconds))
+        .returning(notifications.c.id)).scalars().all()
+    if not ids:
+        return []
+    return conn.execute(
+        sa.select(notifications, webhook_groups.c.notify_url, webhook_groups.c.signing_secret_enc,
+                  webhook_groups.c.deleted_at.label("group_deleted_at"))
+        .select_from(notifications.join(webhook_groups))
+        .where(notifications.c.id.in_(ids)).order_by(notifications.c.created_at)).all()
+
+
+def record_notification(conn, notification_id, attempt, status, next_attempt_at, status_code, error, now):
+    """The outcome of one notification attempt (changes nothing if a later claim took it over)."""
+    conn.execute(sa.update(notifications).where(
+        notifications.c.id == notification_id, notifications.c.attempts == attempt,
+        notifications.c.status == "pending",
+    ).values(status=status, next_attempt_at=next_attempt_at, last_status_code=status_code,
+             last_error=error[:1000] if error else None, updated_at=now,
+             sent_at=now if status == "sent" else None))
+
+
+def notifications_of(conn, group_id):
+    return conn.execute(sa.select(notifications).where(notifications.c.group_id == group_id)
+                        .order_by(notifications.c.created_at, notifications.c.id)).all()
 
 
 # initialization

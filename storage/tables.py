@@ -88,6 +88,8 @@ webhook_groups = sa.Table(
     sa.Column("authentication", JSONText),
     sa.Column("client_secret_enc", sa.Text),
     sa.Column("signing_secret_enc", sa.Text),
+    # where operational events (workers.notifications) go; needs the signing secret
+    sa.Column("notify_url", sa.String(2000)),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("deleted_at", sa.DateTime),
@@ -107,8 +109,13 @@ hooks = sa.Table(
     sa.Column("origin_body", sa.Text),
     sa.Column("disabled_at", sa.DateTime),
     sa.Column("disabled_reason", sa.String(255)),
+    # endpoint health: the first failed attempt since the last success (NULL: not failing),
+    # and the latest failed attempt; the scheduler disables a hook failing for DISABLE_AFTER
+    sa.Column("failing_since", sa.DateTime),
+    sa.Column("last_failure_at", sa.DateTime),
     # a PUT replaces hooks; old rows stay (deliveries point at them) but no longer match
     sa.Column("removed_at", sa.DateTime),
+    sa.Index("ix_hooks_failing_since", "failing_since"),
 )
 
 triggers = sa.Table(
@@ -128,9 +135,10 @@ triggers = sa.Table(
     sa.Index("ix_triggers_org_kind_entity", "organization_id", "entity_kind", "entity_id"),
 )
 
-# status: pending -> in_flight -> delivered | retrying | dead | cancelled
-# A pending or retrying row whose hook is disabled (hooks.disabled_at) waits: it is neither
-# claimed nor enqueued until the hook is enabled again.
+# status: pending -> in_flight -> delivered | retrying | dead | cancelled; or skipped
+# A trigger matching a disabled hook makes a ``skipped`` row (terminal, never sent unless
+# redelivered; ``skipped_reason`` says why). A pending or retrying row whose hook was disabled
+# later waits: it is neither claimed nor enqueued until the hook is enabled again.
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
@@ -161,6 +169,7 @@ deliveries = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("delivered_at", sa.DateTime),
+    sa.Column("skipped_reason", sa.String(255)),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_ordering", "ordering_key", "status", "sequence"),
     # dead letters and retention: one organization's rows of one status, by time
@@ -180,4 +189,24 @@ attempts = sa.Table(
     sa.Column("response_excerpt", sa.Text),
     sa.Column("request_headers", JSONText),
     sa.UniqueConstraint("delivery_id", "number"),
+)
+
+# The outbox of operational events (workers.notifications): written in the transaction that
+# changed the state, sent to the group's notify_url by the scheduler.
+# status: pending -> sent | failed (attempts used up) | cancelled (group deleted, no notify_url)
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("webhook_groups.id"), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(1000)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Index("ix_notifications_due", "status", "next_attempt_at"),
 )

@@ -16,6 +16,7 @@ from doo_webhooks import __version__
 from storage import queries
 from storage.db import utcnow
 from workers import http
+from workers import notifications
 from workers import payloads
 from workers import rules
 from workers import signing
@@ -47,11 +48,16 @@ def _claim(ctx, ids):
 @_db_retry
 def _record(ctx, outcomes, cancelled):
     with ctx.engine.begin() as conn:
-        queries.record(conn, outcomes)
-        queries.cancel(conn, cancelled, utcnow())
+        now = utcnow()
+        buried = queries.record(conn, outcomes)
+        queries.cancel(conn, cancelled, now)
+        disabled = []
         for reason in {o["disable_reason"] for o in outcomes if o.get("disable_reason")}:
-            queries.disable_hooks(conn, [o["hook_id"] for o in outcomes if o.get("disable_reason") == reason],
-                                  reason, utcnow())
+            disabled += queries.disable_hooks(
+                conn, [o["hook_id"] for o in outcomes if o.get("disable_reason") == reason], reason, now)
+        # operational events, in the transaction that made the change
+        notifications.exhausted(conn, buried, now)
+        notifications.disabled(conn, disabled, now)
 
 
 def deliver_batch(ctx, ids):
@@ -132,6 +138,7 @@ def attempt(ctx, row):
     success = outcome["last_error"] is None and rules.is_success(outcome["last_status_code"],
                                                                   settings.success_statuses)
     outcome["disable_reason"] = None if success else rules.disable_reason(outcome["last_status_code"])
+    outcome["health"] = success if rules.counts_for_health(success, outcome["last_error"]) else None
     # the retry schedule and max_attempts count within the current series (a redelivery starts one)
     in_series = row.attempts - row.attempt_base
     delay = None if success else rules.failure_delay(in_series, outcome["last_status_code"],

@@ -2,7 +2,8 @@
 
 Each run takes back deliveries whose worker died (expired lease), then enqueues every due,
 unblocked delivery that has no live message: retries whose time has come, messages lost in
-the broker, deliveries released by the one before them. Claims use SKIP LOCKED on
+the broker, deliveries released by the one before them. It also disables the hooks that
+have failed every attempt for DISABLE_AFTER seconds (one indexed query). Claims use SKIP LOCKED on
 PostgreSQL, so several schedulers may run at once without sending anything twice.
 """
 
@@ -11,6 +12,7 @@ import logging
 from doo_webhooks import metrics
 from storage import queries
 from storage.db import utcnow
+from workers import notifications
 
 log = logging.getLogger(__name__)
 SWEEP_LIMIT = 1000
@@ -21,10 +23,17 @@ def dispatch_due(ctx, limit=SWEEP_LIMIT):
     settings = ctx.settings
     buried = []
     with ctx.engine.begin() as conn:
-        lost = queries.expire_leases(conn, utcnow(), settings.max_attempts, buried=buried)
+        now = utcnow()
+        lost = queries.expire_leases(conn, now, settings.max_attempts, buried=buried)
+        notifications.exhausted(conn, buried, now)
     metrics.swept(0, lost, len(buried))
     if lost:
         log.warning("took back %d delivery(ies) whose worker stopped mid-attempt", lost)
+    # endpoint health: hooks failing every attempt for DISABLE_AFTER seconds are disabled
+    with ctx.engine.begin() as conn:
+        disabled = notifications.auto_disable(conn, utcnow(), settings.disable_after)
+    if disabled:
+        log.warning("disabled %d hook(s) failing for %ss", len(disabled), settings.disable_after)
     enqueued = 0
     while True:
         with ctx.engine.begin() as conn:

@@ -7,6 +7,7 @@ import logging
 import uuid
 
 from storage import queries
+from workers import rules
 
 log = logging.getLogger(__name__)
 EPOCH = datetime.datetime(1970, 1, 1)
@@ -67,24 +68,27 @@ def fan_out_and_claim(engine, record, now, lease_seconds=None, claim_limit=0, fi
         if not created:
             log.info("trigger seen before, not fanned out again", extra={"trigger_id": record["trigger_id"]})
             return [], []
+        # A disabled hook gets a skipped row: recorded, terminal, never blocking its entity's
+        # order; POST /v1/deliveries/<id>/redeliver sends it should the organizer want it.
         rows = [{
             "id": str(uuid.uuid4()), "trigger_pk": trigger_pk, "hook_id": hook.id, "group_id": hook.group_id,
             "organization_id": record["organization_id"], "type": record["type"], "endpoint": hook.endpoint,
             "entity_kind": record["entity_kind"], "entity_id": record["entity_id"],
             "ordering_key": ordering_key(hook.group_id, hook.endpoint, record["entity_kind"], record["entity_id"]),
-            "sequence": sequence, "status": "pending", "attempts": 0, "next_attempt_at": first_attempt_at or now,
-            "enqueued_at": now if enqueued else None, "created_at": now, "updated_at": now, "lease_until": None,
+            "sequence": sequence, "attempts": 0, "lease_until": None, "created_at": now, "updated_at": now,
+            **({"status": "pending", "next_attempt_at": first_attempt_at or now,
+                "enqueued_at": now if enqueued else None, "skipped_reason": None}
+               if hook.disabled_at is None else
+               {"status": "skipped", "next_attempt_at": now, "enqueued_at": None,
+                "skipped_reason": rules.skipped_reason(hook.disabled_reason)}),
         } for hook in queries.matching_hooks(conn, record["organization_id"], record["type"],
                                              record["event_id"], record.get("event_guide_id"))]
         claimed = []
         if claim_limit and rows:
             blocked = queries.blocked_keys(conn, {row["ordering_key"] for row in rows}, sequence, trigger_pk)
-            # a disabled hook's deliveries wait for it to be enabled: never claimed here
-            paused = queries.disabled_hook_ids(conn, {row["hook_id"] for row in rows})
             lease_until = now + datetime.timedelta(seconds=lease_seconds)
             for row in rows:
-                if len(claimed) < claim_limit and row["ordering_key"] not in blocked \
-                        and row["hook_id"] not in paused:
+                if len(claimed) < claim_limit and row["status"] == "pending" and row["ordering_key"] not in blocked:
                     row.update(status="in_flight", attempts=1, lease_until=lease_until)
                     claimed.append(row["id"])
         queries.insert_deliveries(conn, rows, trigger_pk)

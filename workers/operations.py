@@ -25,13 +25,15 @@ class Refused(Exception):
 def redeliver(conn, row, now, enqueued):
     """Start a new attempt series for one delivery (a ``queries.delivery_view`` row).
 
-    Only a dead or delivered delivery can be sent again: a pending, retrying or in-flight
-    one is still owed and will go out anyway; a cancelled one belongs to a deleted group.
+    Only a dead, delivered or skipped delivery can be sent again: a pending, retrying or
+    in-flight one is still owed and will go out anyway; a cancelled one belongs to a deleted
+    group. A skipped one whose hook is still disabled then waits for the hook like any other.
     """
     if row.group_deleted_at is not None:
         raise Refused(f"delivery {row.id} belongs to a deleted webhook group")
     if row.status not in queries.REPLAYABLE_STATUSES:
-        raise Refused(f"delivery {row.id} is {row.status}; only a dead or delivered delivery can be redelivered")
+        raise Refused(f"delivery {row.id} is {row.status}; "
+                      "only a dead, delivered or skipped delivery can be redelivered")
     if not queries.restart_series(conn, [row.id], now, queries.REPLAYABLE_STATUSES, enqueued):
         raise Refused(f"delivery {row.id} changed meanwhile; look at it again")
 

@@ -85,3 +85,45 @@ def _header(headers, name):
         if key.lower() == name:
             return value
     return None
+
+
+# --- endpoint health ---------------------------------------------------------------------
+
+#: failures that say nothing about the receiver: our GraphQL origin failed, or our own bug
+NOT_THE_RECEIVERS_FAULT = ("origin_error", "internal_error")
+
+
+def counts_for_health(success, error_kind):
+    """Whether an attempt's outcome tells anything about the receiver's health."""
+    return success or error_kind not in NOT_THE_RECEIVERS_FAULT
+
+
+def auto_disable_cutoff(now, disable_after):
+    """A hook failing since before this time (and still failing) is disabled; None: never."""
+    if not disable_after:
+        return None
+    return now - datetime.timedelta(seconds=disable_after)
+
+
+def failing_reason(failing_since):
+    """The disabled_reason of an automatic disable."""
+    return f"failing since {failing_since.replace(microsecond=0).isoformat()}Z"
+
+
+def skipped_reason(disabled_reason):
+    """Why a trigger's delivery to a disabled hook was recorded as skipped."""
+    return f"hook disabled: {disabled_reason or 'disabled'}"[:255]
+
+
+#: waits after failed notification attempt 1, 2, ...; after the last one the event is dropped
+NOTIFY_BACKOFF = (10, 60, 300, 1800)
+NOTIFY_MAX_ATTEMPTS = len(NOTIFY_BACKOFF) + 1
+
+
+def notification_next(attempt, success):
+    """(status, seconds to wait) after notification attempt number ``attempt``."""
+    if success:
+        return "sent", None
+    if attempt >= NOTIFY_MAX_ATTEMPTS:
+        return "failed", None
+    return "pending", NOTIFY_BACKOFF[attempt - 1]

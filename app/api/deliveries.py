@@ -33,12 +33,13 @@ from schemas.webhook_config import LinkSchema
 from schemas.webhook_config import SelfLinksSchema
 from storage import queries
 from storage.db import utcnow
+from workers import notifications
 from workers import operations
 
 log = logging.getLogger(__name__)
 blp = ApiBlueprint("deliveries", __name__, description="Deliveries, attempts, redelivery and dead letters.")
 
-STATUSES = ("pending", "in_flight", "retrying", "delivered", "dead", "cancelled")
+STATUSES = ("pending", "in_flight", "retrying", "delivered", "dead", "cancelled", "skipped")
 
 
 # --- request shapes ----------------------------------------------------------------------
@@ -82,6 +83,8 @@ class DeliveryOutSchema(Schema):
     source = fields.String(metadata={"description": "trigger, or init (webhook initialization)."})
     status = fields.String(metadata={"description": ", ".join(STATUSES)})
     waiting_for_hook = fields.Boolean(metadata={"description": "Owed, but its hook is disabled: it waits."})
+    skipped_reason = fields.String(allow_none=True, metadata={
+        "description": "Why a skipped delivery was not sent (its hook was disabled when the trigger came)."})
     hook = fields.Integer(allow_none=True, metadata={"description": "Index of its hook in the group's listing."})
     attempts = fields.Integer(metadata={"description": "Attempts made, in all series."})
     attempts_in_series = fields.Integer(metadata={"description": "Attempts since the last redelivery or replay."})
@@ -253,7 +256,7 @@ def get_delivery(delivery_id):
 @blp.response(202, AcceptedDeliverySchema)
 @blp.doc(security=SECURITY)
 def redeliver(delivery_id):
-    """Send a dead or delivered delivery again: a new series of attempts, same payload and webhook-id."""
+    """Send a dead, delivered or skipped delivery again: a new series of attempts, same payload and webhook-id."""
     caller = current_caller()
     with services().engine.begin() as conn:
         row = _visible_delivery(conn, caller, delivery_id, write=True)
@@ -277,9 +280,12 @@ def enable_hook(group_id, index):
         if index >= len(hooks):
             abort(404, message=f"No hook {index} in webhook group {group_id}.")
         hook = hooks[index]
-        waiting = queries.enable_hook(conn, hook.id, utcnow())
+        now = utcnow()
+        waiting = queries.enable_hook(conn, hook.id, now)
+        if waiting is not None:  # it was disabled: the group's notify_url hears it recovered
+            notifications.recovered(conn, hook.id, now, waiting)
     return success({"hook": index, "type": hook.type_key, "endpoint": hook.endpoint, "disabled": False,
-                    "waiting": waiting})
+                    "waiting": waiting or 0})
 
 
 @blp.route("/team/<int:team_id>/dead-letters", methods=["GET"])

@@ -52,6 +52,9 @@ def _check_endpoints(config):
     reason = auth_endpoint and check_url_literal(auth_endpoint, settings.allowed_networks)
     if reason:
         errors["authentication"] = {"endpoint": [reason]}
+    reason = config.get("notify_url") and check_url_literal(config["notify_url"], settings.allowed_networks)
+    if reason:
+        errors["notify_url"] = [reason]
     if errors:
         abort(400, errors=errors)
 

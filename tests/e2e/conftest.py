@@ -72,7 +72,7 @@ class Pipeline:
 
     def all_settled(self, count):
         rows = self.deliveries()
-        return len(rows) == count and all(r.status in ("delivered", "dead", "cancelled") for r in rows)
+        return len(rows) == count and all(r.status in ("delivered", "dead", "cancelled", "skipped") for r in rows)
 
     def logs(self):
         return "\n".join(p.log.name and open(p.log.name).read() for p in self.processes)

@@ -1,11 +1,13 @@
 """Operating deliveries on the real pipeline (worker and scheduler processes, PostgreSQL, Redis):
-a receiver through an outage and its recovery, a 410 that disables a hook and the enable that
-resumes it, and an initialization that re-sends what it should at the pace it was given.
+a receiver through an outage and its recovery, a 410 that disables a hook (its next trigger
+skipped, the group's notify_url told, signed) and the enable that resumes it, a dead delivery
+notified as exhausted, and an initialization that re-sends what it should at the pace it was given.
 
 Everything is seen through the API, as an organizer would; waits poll the ledger or the
 receiver with a timeout, never sleep.
 """
 
+import base64
 import datetime
 
 import sqlalchemy as sa
@@ -15,8 +17,10 @@ from storage.tables import deliveries
 from storage.tables import triggers
 from tests.e2e.conftest import order
 from tests.support.servers import scripted
+from workers import signing
 
 UTC = datetime.timezone.utc
+SIGNING = "whsec_" + base64.b64encode(b"e" * 32).decode()
 
 
 def api(pipeline, method, path, body=None, status=200):
@@ -101,15 +105,28 @@ def test_a_receiver_through_an_outage_and_its_recovery(pipeline_factory, peer):
     assert api(pipeline, "GET", f"/v1/team/{pipeline.tenant.team_id}/dead-letters")["total_items"] == 0
 
 
-def test_410_disables_a_hook_and_enable_resumes_it(pipeline, peer):
+def notifications_at(peer, path="/notify"):
+    """The operational events received, each signature checked as a receiver would."""
+    got = []
+    for recorded in peer.at(path):
+        expected = signing.sign(SIGNING, recorded.headers["webhook-id"], recorded.headers["webhook-timestamp"],
+                                recorded.body)
+        assert recorded.headers["webhook-signature"] == expected
+        got.append(recorded.json())
+    return got
+
+
+def test_410_disables_a_hook_skips_its_next_trigger_notifies_and_enable_resumes_it(pipeline, peer):
     gone = {"yes": True}
     peer.routes["/old-crm"] = lambda recorded: (
         (410, {}, {"message": "Gone", "description": "this endpoint moved"}) if gone["yes"]
         else (200, {}, {"message": "ok", "description": ""}))
     peer.routes["/erp"] = scripted()
-    group_id = pipeline.tenant.create_group({"name": "Two receivers", "hooks": [
-        {"type": "order_created", "endpoint": peer.url("/old-crm")},
-        {"type": "order_created", "endpoint": peer.url("/erp")}]})
+    peer.routes["/notify"] = scripted()
+    group_id = pipeline.tenant.create_group({
+        "name": "Two receivers", "signing_secret": SIGNING, "notify_url": peer.url("/notify"), "hooks": [
+            {"type": "order_created", "endpoint": peer.url("/old-crm")},
+            {"type": "order_created", "endpoint": peer.url("/erp")}]})
 
     # Given a 410 from one receiver
     pipeline.emit("order_created", order(1))
@@ -121,24 +138,59 @@ def test_410_disables_a_hook_and_enable_resumes_it(pipeline, peer):
     detail = api(pipeline, "GET", f"/v1/deliveries/{stuck}")["data"]
     assert detail["waiting_for_hook"] is True and detail["last_status_code"] == 410
     assert detail["attempt_log"][0]["response"] == {"message": "Gone", "description": "this endpoint moved"}
+    # the group's notify_url hears of it, signed with the group's secret
+    peer.wait_for(lambda p: len(p.at("/notify")) >= 1, what="hook.disabled at the notify receiver")
+    (event,) = notifications_at(peer)
+    assert event["type"] == "hook.disabled"
+    assert (event["data"]["group_id"], event["data"]["hook"], event["data"]["endpoint"], event["data"]["reason"]) == (
+        group_id, 0, peer.url("/old-crm"), "the receiver answered 410 Gone")
 
-    # When another order comes: the enabled receiver gets it, the disabled hook's delivery waits
+    # When another order comes: the enabled receiver gets it, the disabled hook's is skipped
     pipeline.emit("order_created", order(2))
     peer.wait_for(lambda p: len(p.at("/erp")) == 2, what="the second order at the ERP")
     pipeline.wait_until(lambda: sum(d.status == "delivered" for d in pipeline.deliveries()) == 2,
                         what="the ERP's second delivery recorded")
     waiting = [d for d in pipeline.deliveries() if d.endpoint == peer.url("/old-crm")]
-    assert sorted((d.status, d.attempts) for d in waiting) == [("pending", 0), ("retrying", 1)]
+    assert sorted((d.status, d.attempts) for d in waiting) == [("retrying", 1), ("skipped", 0)]
+    (skipped,) = api(pipeline, "GET", f"/v1/webhooks/{group_id}/deliveries?status=skipped")["_embedded"]["deliveries"]
+    assert skipped["skipped_reason"] == "hook disabled: the receiver answered 410 Gone"
     assert len(peer.at("/old-crm")) == 1
 
-    # Then enabling the hook sends both, and the hook stays enabled
+    # Then enabling the hook sends the one it owed, and the group hears it recovered
     gone["yes"] = False
     enabled = api(pipeline, "POST", f"/v1/webhooks/{group_id}/hooks/0/enable")["data"]
-    assert (enabled["disabled"], enabled["waiting"]) == (False, 2)
-    pipeline.wait_until(lambda: pipeline.all_settled(4), what="everything delivered")
-    assert {d.status for d in pipeline.deliveries()} == {"delivered"}
+    assert (enabled["disabled"], enabled["waiting"]) == (False, 1)
+    pipeline.wait_until(lambda: pipeline.all_settled(4), what="everything settled")
+    assert sorted(d.status for d in pipeline.deliveries()) == ["delivered"] * 3 + ["skipped"]
+    peer.wait_for(lambda p: len(p.at("/notify")) >= 2, what="hook.recovered at the notify receiver")
+    assert [e["type"] for e in notifications_at(peer)] == ["hook.disabled", "hook.recovered"]
+    # and the skipped one goes out when the organizer asks for it
+    api(pipeline, "POST", f"/v1/deliveries/{skipped['id']}/redeliver", status=202)
+    pipeline.wait_until(lambda: {d.status for d in pipeline.deliveries()} == {"delivered"}, what="all delivered")
     assert sorted(r.json()["order_details"]["id"] for r in first_seen(peer.at("/old-crm"))) == [1, 2]
     assert "disabled" not in hooks_of(pipeline, group_id)[0]
+
+
+def test_a_delivery_going_dead_is_notified_as_exhausted(pipeline_factory, peer):
+    pipeline = pipeline_factory(max_attempts=2)
+    pipeline.start("worker", "--concurrency", "2")
+    pipeline.start("scheduler")
+    peer.routes["/crm"] = scripted(then=503)
+    peer.routes["/notify"] = scripted()
+    group_id = pipeline.tenant.create_group({
+        "name": "CRM", "signing_secret": SIGNING, "notify_url": peer.url("/notify"),
+        "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]})
+
+    pipeline.emit("order_created", order(1))
+    peer.wait_for(lambda p: len(p.at("/notify")) >= 1, what="delivery.exhausted at the notify receiver")
+    (event,) = notifications_at(peer)
+    (dead,) = pipeline.deliveries()
+    assert dead.status == "dead"
+    assert event["type"] == "delivery.exhausted"
+    assert {k: event["data"][k] for k in ("group_id", "hook", "hook_type", "delivery_id", "attempts",
+                                          "last_status_code", "reason")} == {
+        "group_id": group_id, "hook": 0, "hook_type": "order_created", "delivery_id": dead.id, "attempts": 2,
+        "last_status_code": 503, "reason": "http_status"}
 
 
 def test_initialization_resends_the_latest_snapshots_at_the_pace_asked(pipeline, peer):

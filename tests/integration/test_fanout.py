@@ -227,28 +227,41 @@ def test_hooks_removed_by_update_never_match(engine):
     assert fan_out(engine, trigger(tenant, "order_updated"), T0) == []
 
 
-def test_a_disabled_hook_still_gets_its_deliveries_which_wait(engine):
+def test_a_disabled_hooks_trigger_is_recorded_as_skipped_and_blocks_nothing(engine):
     tenant = organization(engine)
     group_id, hook_ids = add_group(engine, tenant, [("order_created", "https://crm.example/a"),
                                                     ("order_created", "https://crm.example/b")])
+    # a delivery owed before the hook was disabled: it waits for the hook
+    (owed,) = [i for i in fan_out(engine, trigger(tenant, entity_id=42), T0)
+               if rows_of(engine, [i])[0].endpoint == "https://crm.example/a"]
     with engine.begin() as conn:
         conn.execute(sa.update(hooks).where(hooks.c.id == hook_ids[("order_created", "https://crm.example/a")])
-                     .values(disabled_at=T0, disabled_reason="test"))
-    ids = fan_out(engine, trigger(tenant), T0)
-    rows = rows_of(engine, ids)
-    # nothing is lost while a receiver is away: the delivery exists, pending
-    assert sorted((r.endpoint, r.status) for r in rows) == [("https://crm.example/a", "pending"),
-                                                           ("https://crm.example/b", "pending")]
-    # but only the enabled hook's delivery can be claimed or swept
+                     .values(disabled_at=T0, disabled_reason="the receiver answered 410 Gone"))
+        conn.execute(sa.update(deliveries).values(status="delivered"))
+        conn.execute(sa.update(deliveries).where(deliveries.c.id == owed).values(status="retrying"))
+    later = T0 + datetime.timedelta(seconds=1)
+    ids = fan_out(engine, trigger(tenant, entity_id=43, occurred_at="2030-01-10T08:00:01+00:00"), later)
+    rows = {r.endpoint: r for r in rows_of(engine) if r.entity_id == "43"}
+    # nothing is silently lost: the disabled hook's delivery is recorded, skipped, with the reason
+    assert (rows["https://crm.example/a"].status, rows["https://crm.example/a"].skipped_reason) == (
+        "skipped", "hook disabled: the receiver answered 410 Gone")
+    assert rows["https://crm.example/b"].status == "pending"
+    assert ids == [rows["https://crm.example/b"].id]  # only the owed one is enqueued
+    # the fan-out's own fast path claims only the enabled hook's
+    rest, claimed = fan_out_and_claim(engine, trigger(tenant, entity_id=44), later, lease_seconds=60, claim_limit=10)
+    assert [r.endpoint for r in claimed] == ["https://crm.example/b"] and rest == []
+    # the delivery owed from before still waits for the hook, neither claimed nor swept
     with engine.begin() as conn:
-        claimed = queries.claim(conn, ids, T0 + datetime.timedelta(seconds=1), 60)
-    assert [r.endpoint for r in claimed] == ["https://crm.example/b"]
+        assert owed not in queries.take_due(conn, later + datetime.timedelta(seconds=1), 30, 100)
+        assert queries.claim(conn, [owed], later + datetime.timedelta(seconds=1), 60) == []
+    # a skipped delivery never holds its entity's later deliveries back
     with engine.begin() as conn:
-        assert queries.take_due(conn, T0 + datetime.timedelta(seconds=1), 30, 100) == []
-    # nor by the fan-out's own fast path
-    rest, claimed = fan_out_and_claim(engine, trigger(tenant, entity_id=43), T0, lease_seconds=60, claim_limit=10)
-    assert [r.endpoint for r in claimed] == ["https://crm.example/b"]
-    assert [r.endpoint for r in rows_of(engine, rest)] == ["https://crm.example/a"]
+        conn.execute(sa.update(hooks).values(disabled_at=None))
+        conn.execute(sa.update(deliveries).where(deliveries.c.id == owed).values(status="delivered"))
+    (after,) = [i for i in fan_out(engine, trigger(tenant, entity_id=43, occurred_at="2030-01-10T08:00:02+00:00"),
+                                   later) if rows_of(engine, [i])[0].endpoint == "https://crm.example/a"]
+    with engine.begin() as conn:
+        assert [r.id for r in queries.claim(conn, [after], later + datetime.timedelta(seconds=1), 60)] == [after]
 
 
 def test_several_groups_and_hooks_one_delivery_each(engine):

@@ -429,7 +429,7 @@ def test_dispatch_due_sweeps_everything_the_database_owes(ledger):
     # dispatch_due reads the clock itself: rows are placed far from it, so no timing matters
     past = utcnow() - datetime.timedelta(hours=1)
     ctx = types.SimpleNamespace(engine=ledger.engine, publisher=RecordingPublisher(),
-                                settings=types.SimpleNamespace(max_attempts=10, requeue_after=30))
+                                settings=types.SimpleNamespace(max_attempts=10, requeue_after=30, disable_after=0))
     due = [ledger.delivery(next_attempt_at=past) for _ in range(4)]
     lost_worker = ledger.delivery(status="in_flight", attempts=1, next_attempt_at=past, lease_until=past)
     lost_last = ledger.delivery(status="in_flight", attempts=10, next_attempt_at=past, lease_until=past)

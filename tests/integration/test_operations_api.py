@@ -7,6 +7,8 @@ receiver on 127.0.0.1; states that would take many attempts are written into the
 Nothing sleeps: each step is a call whose effect is checked right after it.
 """
 
+import base64
+import dataclasses
 import datetime
 import json
 import re
@@ -22,10 +24,14 @@ from storage import queries
 from storage.db import utcnow
 from storage.tables import deliveries
 from storage.tables import hooks
+from storage.tables import notifications as notification_table
 from storage.tables import triggers
 from tests.support.servers import Peer
 from tests.support.servers import token_route
 from workers import delivery as engine_delivery
+from workers import notifications
+from workers import signing
+from workers.dispatch import dispatch_due
 from workers import operations
 from workers.context import WorkerContext
 from workers.fanout import fan_out
@@ -383,28 +389,39 @@ def test_410_disables_the_hook_its_deliveries_wait_and_enable_sends_them(ops, pe
     team_listing = ops.ok(ops.owner.list())["_embedded"]["webhooks"][0]["hooks"]
     assert [h.get("disabled", False) for h in team_listing] == [True, False]
 
-    # a new trigger still makes a delivery for the disabled hook: it waits, nothing is lost
+    # a new trigger makes a skipped delivery for the disabled hook: recorded, not sent, not lost
     second = ops.emit("order_created", 2)
-    waiting = [i for i in second if ops.row(i).endpoint == peer.url("/gone")]
-    (other,) = set(second) - set(waiting)
+    (other,) = second  # only the enabled hook's delivery is owed
+    (skipped,) = [d["id"] for d in ops.ok(ops.get(f"/v1/webhooks/{group_id}/deliveries", status="skipped"))
+                  ["_embedded"]["deliveries"]]
+    shown = ops.ok(ops.get(f"/v1/deliveries/{skipped}"))["data"]
+    assert (shown["status"], shown["skipped_reason"], shown["attempts"], shown["waiting_for_hook"]) == (
+        "skipped", "hook disabled: the receiver answered 410 Gone", 0, False)
     listing = ops.ok(ops.get(f"/v1/webhooks/{group_id}/deliveries", status="pending"))["_embedded"]["deliveries"]
-    assert sorted((d["id"], d["waiting_for_hook"]) for d in listing) == sorted([(waiting[0], True), (other, False)])
+    assert [(d["id"], d["waiting_for_hook"]) for d in listing] == [(other, False)]
+    # the delivery owed before the 410 waits for the hook
     ops.set([stuck], next_attempt_at=utcnow() - datetime.timedelta(seconds=1))
-    assert not set(ops.take_due()) & {stuck, *waiting}
-    assert ops.claim([stuck, *waiting]) == []
-    assert ops.deliver([stuck, *waiting]) == []
+    assert not set(ops.take_due()) & {stuck, skipped}
+    assert ops.claim([stuck, skipped]) == []
+    assert ops.deliver([stuck, skipped]) == []
     assert len(peer.at("/gone")) == 1
 
     gone["code"] = 200
     answer = ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/0/enable"))["data"]
     assert answer == {"hook": 0, "type": "order_created", "endpoint": peer.url("/gone"), "disabled": False,
-                      "waiting": 2}
+                      "waiting": 1}
     assert "disabled" not in ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]["hooks"][0]
     due = ops.take_due()
-    assert set(due) >= {stuck, *waiting}
+    assert stuck in due and skipped not in due
     ops.deliver(due)
-    assert ops.row(stuck).status == ops.row(waiting[0]).status == "delivered"
-    assert ops.row(stuck).attempts == 2 and len(peer.at("/gone")) == 3
+    assert ops.row(stuck).status == "delivered" and ops.row(skipped).status == "skipped"
+    assert ops.row(stuck).attempts == 2 and len(peer.at("/gone")) == 2
+
+    # the skipped one goes out only when the organizer asks for it, like a dead letter
+    redelivered = ops.ok(ops.post(f"/v1/deliveries/{skipped}/redeliver"), 202)["data"]
+    assert (redelivered["status"], redelivered["skipped_reason"]) == ("pending", None)
+    ops.deliver([skipped])
+    assert ops.row(skipped).status == "delivered" and len(peer.at("/gone")) == 3
 
     # enabling an enabled hook changes nothing; a hook that is not there is a 404
     assert ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/1/enable"))["data"]["waiting"] == 0
@@ -436,6 +453,191 @@ def test_a_listed_group_with_a_disabled_hook_can_be_posted_back(ops):
     assert response.status_code == 200, response.get_data(as_text=True)
     # a PUT makes new hooks, enabled
     assert "disabled" not in ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]["hooks"][0]
+
+
+# --- disabled hooks, auto-disable and operational notifications ----------------------
+
+SIGNING = "whsec_" + base64.b64encode(b"n" * 32).decode()
+
+
+def notified(ops, group_id):
+    with ops.engine.connect() as conn:
+        return queries.notifications_of(conn, group_id)
+
+
+def verify(recorded):
+    """The Standard Webhooks signature of a notification, checked as a receiver would."""
+    expected = signing.sign(SIGNING, recorded.headers["webhook-id"], recorded.headers["webhook-timestamp"],
+                            recorded.body)
+    assert recorded.headers["webhook-signature"] == expected
+    return recorded.json()
+
+
+def test_notify_url_needs_a_signing_secret_and_is_listed_back(ops, peer):
+    config = {"name": "CRM", "hooks": [hook("order_created", "https://crm.example/a")],
+              "notify_url": "https://ops.example/alerts"}
+    error = assert_error_envelope(ops.post(f"/v1/team/{ops.owner.team_id}/webhooks", config), 400)
+    assert "set signing_secret" in error["errors"]["notify_url"][0]
+    blocked = dict(config, signing_secret=SIGNING, notify_url="http://10.0.0.1/alerts")
+    error = assert_error_envelope(ops.post(f"/v1/team/{ops.owner.team_id}/webhooks", blocked), 400)
+    assert "not a globally routable address" in error["errors"]["notify_url"][0]
+    for bad in ("ftp://ops.example/alerts", "not a url"):
+        error = assert_error_envelope(ops.post(f"/v1/team/{ops.owner.team_id}/webhooks",
+                                               dict(config, signing_secret=SIGNING, notify_url=bad)), 400)
+        assert "notify_url" in error["errors"]
+
+    group_id = ops.owner.create(dict(config, signing_secret=SIGNING))
+    listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]
+    assert (listed["notify_url"], listed["signing_secret"]) == ("https://ops.example/alerts", "********")
+    # the listing posted back keeps both; dropping the secret but not the notify_url is refused
+    put = ops.client.put(f"/v1/webhooks/{group_id}", json=listed, headers=ops.owner.headers())
+    assert put.status_code == 200, put.get_data(as_text=True)
+    without = {k: v for k, v in listed.items() if k != "signing_secret"}
+    error = assert_error_envelope(ops.client.put(f"/v1/webhooks/{group_id}", json=without,
+                                                 headers=ops.owner.headers()), 400)
+    assert "set signing_secret" in error["errors"]["notify_url"][0]
+    without.pop("notify_url")
+    assert ops.client.put(f"/v1/webhooks/{group_id}", json=without, headers=ops.owner.headers()).status_code == 200
+    assert "notify_url" not in ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]
+
+
+def test_state_changes_write_their_events_and_the_scheduler_sends_them_signed(ops, peer):
+    peer.routes["/gone"] = lambda recorded: (410, {}, {"message": "gone", "description": "moved"})
+    peer.routes["/down"] = lambda recorded: (503, {}, {"message": "down", "description": "maintenance"})
+    peer.routes["/notify"] = lambda recorded: (204, {}, b"")
+    group_id = group(ops.owner, ("order_created", peer.url("/gone")), ("order_updated", peer.url("/down")),
+                     signing_secret=SIGNING, notify_url=peer.url("/notify"))
+    quiet = group(ops.owner, ("order_created", peer.url("/gone")), name="no notify_url")
+
+    # a 410 disables the hook: one hook.disabled, in the same transaction, for the group that asked
+    ops.deliver(ops.emit("order_created", 1))
+    assert [n.type for n in notified(ops, group_id)] == ["hook.disabled"]
+    assert notified(ops, quiet) == []
+    # a delivery that uses up its attempts: delivery.exhausted, once
+    (down,) = [i for i in ops.emit("order_updated", 1) if ops.row(i).endpoint == peer.url("/down")]
+    for _ in range(MAX_ATTEMPTS):
+        ops.deliver([down])
+    assert ops.row(down).status == "dead"
+    # enabling the hook: hook.recovered
+    ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/0/enable"))
+    ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/0/enable"))  # already enabled: no second event
+    assert [n.type for n in notified(ops, group_id)] == ["hook.disabled", "delivery.exhausted", "hook.recovered"]
+    assert {n.status for n in notified(ops, group_id)} == {"pending"}
+
+    assert notifications.send_due(ops.ctx) == 3  # the quiet group's hook.disabled was never queued
+    assert notifications.send_due(ops.ctx) == 0
+    got = [verify(r) for r in peer.at("/notify")]
+    by_type = {body["type"]: body for body in got}
+    assert sorted(by_type) == ["delivery.exhausted", "hook.disabled", "hook.recovered"]
+    assert by_type["hook.disabled"]["data"] == {
+        "group_id": group_id, "hook": 0, "hook_type": "order_created", "endpoint": peer.url("/gone"),
+        "reason": "the receiver answered 410 Gone", "disabled_at": by_type["hook.disabled"]["data"]["disabled_at"]}
+    exhausted = by_type["delivery.exhausted"]["data"]
+    assert (exhausted["delivery_id"], exhausted["hook"], exhausted["hook_type"], exhausted["attempts"],
+            exhausted["last_status_code"], exhausted["reason"]) == (down, 1, "order_updated", 3, 503, "http_status")
+    assert (by_type["hook.recovered"]["data"]["hook"], by_type["hook.recovered"]["data"]["reason"]) == (0, "enabled")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["timestamp"]) for body in got)
+    assert {n.status for n in notified(ops, group_id)} == {"sent"}
+    assert {r.headers["webhook-id"] for r in peer.at("/notify")} == {n.id for n in notified(ops, group_id)}
+
+
+def test_a_failing_notify_receiver_is_retried_with_backoff_then_given_up(ops, peer):
+    peer.routes["/gone"] = lambda recorded: (410, {}, b"")
+    peer.routes["/notify"] = lambda recorded: (500, {}, {"message": "broken"})
+    group_id = group(ops.owner, ("order_created", peer.url("/gone")), signing_secret=SIGNING,
+                     notify_url=peer.url("/notify"))
+    ops.deliver(ops.emit("order_created", 1))
+    (event,) = notified(ops, group_id)
+    waits = []
+    for attempt in range(1, 6):
+        before = utcnow()
+        assert notifications.send_due(ops.ctx) == 1
+        assert notifications.send_due(ops.ctx) == 0  # not due again before its backoff
+        (row,) = notified(ops, group_id)
+        assert (row.attempts, row.last_status_code) == (attempt, 500)
+        if attempt < 5:
+            assert row.status == "pending"
+            waits.append((row.next_attempt_at - before).total_seconds())
+            with ops.engine.begin() as conn:
+                conn.execute(sa.update(notification_table).values(next_attempt_at=utcnow()))
+    assert row.status == "failed" and len(peer.at("/notify")) == 5
+    assert waits == sorted(waits) and waits[0] >= 9
+    # every attempt carried the same webhook-id (the receiver can de-duplicate)
+    assert {r.headers["webhook-id"] for r in peer.at("/notify")} == {event.id}
+
+
+def test_a_deleted_groups_notifications_are_dropped_and_an_internal_notify_url_is_refused_at_send_time(ops, peer):
+    peer.routes["/gone"] = lambda recorded: (410, {}, b"")
+    group_id = group(ops.owner, ("order_created", peer.url("/gone")), signing_secret=SIGNING,
+                     notify_url="http://internal.invalid/alerts")
+    ops.deliver(ops.emit("order_created", 1))
+    # the SSRF guard (and DNS) decide when sending: the attempt fails and is retried later
+    assert notifications.send_due(ops.ctx) == 1
+    (row,) = notified(ops, group_id)
+    assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, None) and row.last_error
+    ops.owner.client.delete(f"/v1/webhooks/{group_id}", headers=ops.owner.headers())
+    with ops.engine.begin() as conn:
+        conn.execute(sa.update(notification_table).values(next_attempt_at=utcnow()))
+    assert notifications.send_due(ops.ctx) == 1
+    assert notified(ops, group_id)[0].status == "cancelled"
+
+
+def test_a_hook_failing_every_attempt_for_disable_after_is_disabled_by_the_sweep(ops, peer):
+    answers = {"code": 503}
+    peer.routes["/flaky"] = lambda recorded: (answers["code"], {}, {"message": "x"})
+    peer.routes["/notify"] = lambda recorded: (200, {}, {"message": "ok"})
+    group_id = group(ops.owner, ("order_created", peer.url("/flaky")), ("order_created", "https://crm.example/b"),
+                     ("order_updated", "https://crm.example/c"), signing_secret=SIGNING,
+                     notify_url=peer.url("/notify"))
+    with ops.engine.connect() as conn:
+        flaky, quiet, young = [h.id for h in queries.hooks_of(conn, [group_id])[group_id]]
+
+    def health(hook_id):
+        with ops.engine.connect() as conn:
+            return conn.execute(sa.select(hooks.c.failing_since, hooks.c.last_failure_at, hooks.c.disabled_at,
+                                          hooks.c.disabled_reason).where(hooks.c.id == hook_id)).first()
+
+    # failures start a streak, a success ends it
+    (first,) = [i for i in ops.emit("order_created", 1) if ops.row(i).endpoint == peer.url("/flaky")]
+    ops.deliver([first])
+    started = health(flaky).failing_since
+    assert started is not None and health(flaky).last_failure_at == started
+    ops.deliver([first])
+    assert health(flaky).failing_since == started and health(flaky).last_failure_at > started
+    answers["code"] = 200
+    ops.deliver([first])
+    assert health(flaky).failing_since is None
+
+    def sweep(disable_after):
+        ctx = dataclasses.replace(ops.ctx, settings=ops.ctx.settings.replace(disable_after=disable_after))
+        dispatch_due(ctx)
+
+    now = utcnow()
+    days = (lambda n: now - datetime.timedelta(days=n))
+    with ops.engine.begin() as conn:
+        # failing for 6 days and again a minute ago: disabled
+        conn.execute(sa.update(hooks).where(hooks.c.id == flaky).values(failing_since=days(6), last_failure_at=now))
+        # failing since 6 days but no attempt since 5 days: nothing to judge by, left alone
+        conn.execute(sa.update(hooks).where(hooks.c.id == quiet).values(failing_since=days(6),
+                                                                        last_failure_at=days(5.5)))
+        # failing for 4 days only: left alone
+        conn.execute(sa.update(hooks).where(hooks.c.id == young).values(failing_since=days(4), last_failure_at=now))
+    sweep(0)  # 0 = never
+    assert health(flaky).disabled_at is None
+    sweep(5 * 86400)
+    assert health(flaky).disabled_reason == f"failing since {days(6).replace(microsecond=0).isoformat()}Z"
+    assert health(quiet).disabled_at is None and health(young).disabled_at is None
+    assert [n.type for n in notified(ops, group_id)] == ["hook.disabled"]
+    assert json.loads(notified(ops, group_id)[0].body)["data"]["reason"].startswith("failing since ")
+    sweep(5 * 86400)  # already disabled: no second event
+    assert len(notified(ops, group_id)) == 1
+    # its next trigger is skipped, and enabling starts the streak over
+    assert ops.ok(ops.get(f"/v1/webhooks/{group_id}/deliveries", status="skipped"))["total_items"] == 0
+    ops.emit("order_created", 2)
+    (skipped,) = ops.ok(ops.get(f"/v1/webhooks/{group_id}/deliveries", status="skipped"))["_embedded"]["deliveries"]
+    assert skipped["skipped_reason"].startswith("hook disabled: failing since ") and skipped["hook"] == 0
+    ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/0/enable"))
+    assert health(flaky).failing_since is None and health(flaky).disabled_at is None
 
 
 # --- initialization ----------------------------------------------------------------------

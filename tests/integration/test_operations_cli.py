@@ -177,7 +177,7 @@ def test_dead_letters_list_and_replay_leave_the_sending_to_the_scheduler(cli):
 
     cli.set([ids[1]], status="delivered")
     assert cli.json("deliveries", "redeliver", ids[1])["status"] == "pending"
-    assert "only a dead or delivered" in cli("deliveries", "redeliver", ids[2], ok=False).output
+    assert "only a dead, delivered or skipped" in cli("deliveries", "redeliver", ids[2], ok=False).output
 
 
 def test_init_orders_paces_what_it_queues(cli):
