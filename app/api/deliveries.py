@@ -18,7 +18,7 @@ from marshmallow import validate
 from app import deliveries as views
 from app.api.envelopes import SECURITY
 from app.api.envelopes import PageArgsSchema
-from app.api.envelopes import PageLinksSchema
+from app.api.envelopes import PageSchema
 from app.api.envelopes import SuccessSchema
 from app.api.envelopes import page_links
 from app.api.envelopes import success
@@ -141,13 +141,8 @@ class EmbeddedDeliveriesSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliveryOutSchema))
 
 
-class DeliveryPageSchema(Schema):
-    _links = fields.Nested(PageLinksSchema, data_key="_links", attribute="_links")
+class DeliveryPageSchema(PageSchema):
     _embedded = fields.Nested(EmbeddedDeliveriesSchema, data_key="_embedded", attribute="_embedded")
-    page_count = fields.Integer()
-    page_size = fields.Integer()
-    total_items = fields.Integer()
-    page = fields.Integer()
 
 
 class ReplayResultSchema(Schema):

@@ -41,13 +41,17 @@ class EmbeddedWebhooksSchema(Schema):
     webhooks = fields.List(fields.Nested(WebhookOutSchema))
 
 
-class WebhookPageSchema(Schema):
+class PageSchema(Schema):
+    """doo's HAL page: links and counters at the top level; subclasses add ``_embedded``."""
     _links = fields.Nested(PageLinksSchema, data_key="_links", attribute="_links")
-    _embedded = fields.Nested(EmbeddedWebhooksSchema, data_key="_embedded", attribute="_embedded")
     page_count = fields.Integer()
     page_size = fields.Integer()
     total_items = fields.Integer()
     page = fields.Integer()
+
+
+class WebhookPageSchema(PageSchema):
+    _embedded = fields.Nested(EmbeddedWebhooksSchema, data_key="_embedded", attribute="_embedded")
 
 
 class PageArgsSchema(Schema):
