@@ -145,6 +145,7 @@ def main():
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the pipeline run")
+    parser.add_argument("--ordering-delay", default="0.5", help="DOO_WEBHOOKS_ORDERING_DELAY for the pipeline run")
     parser.add_argument("--skip-pipeline", action="store_true")
     args = parser.parse_args()
 
@@ -154,7 +155,8 @@ def main():
     tmp = tempfile.mkdtemp()
     env = {"DOO_WEBHOOKS_DATABASE_URL": url, "DOO_WEBHOOKS_BROKER_URL": BROKER, "DOO_WEBHOOKS_REDIS_URL": BROKER,
            "DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8", "DOO_WEBHOOKS_DATA_DIR": tmp,
-           "DOO_WEBHOOKS_LOG_LEVEL": "WARNING", "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.2"}
+           "DOO_WEBHOOKS_LOG_LEVEL": "WARNING", "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.2",
+           "DOO_WEBHOOKS_ORDERING_DELAY": args.ordering_delay}
     settings = settings_module.from_env(env)
     engine = engine_for(url)
     try:
@@ -175,6 +177,7 @@ def main():
             results["pipeline"] = args.deliveries / pipeline_run(env, engine, Tenant.organization_id,
                                                                  args.deliveries, args.threads, tmp, args.workers)
         report = {"deliveries": args.deliveries, "threads": args.threads, "workers": args.workers,
+                  "ordering_delay": args.ordering_delay,
                   "cores": os.cpu_count(),
                   "per_second": {k: round(v, 1) for k, v in results.items()},
                   "ratio_to_baseline": {k: round(v / results["baseline"], 2) for k, v in results.items()}}
