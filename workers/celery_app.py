@@ -34,7 +34,10 @@ def configure(app, settings):
         # one batch sends concurrently, so it lasts about one delivery; the visibility
         # timeout must exceed that or Redis hands the message to a second worker
         task_time_limit=int(per_delivery + 60),
-        broker_transport_options={"visibility_timeout": int(per_delivery + 600)},
+        # A SIGKILLed worker's unacknowledged messages come back only after this long; for a
+        # delivery the scheduler is quicker (its lease), but a trigger not yet fanned out waits
+        # for it. So: just above the longest task, not the hour Celery defaults to.
+        broker_transport_options={"visibility_timeout": int(2 * per_delivery + 60)},
         task_default_queue=DELIVERIES_QUEUE,
         task_routes={FAN_OUT: {"queue": TRIGGERS_QUEUE}, DELIVER: {"queue": DELIVERIES_QUEUE}},
     )

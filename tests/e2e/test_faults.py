@@ -31,7 +31,9 @@ def test_sigkill_mid_batch_still_delivers_everything(pipeline_factory, peer):
 
     for n in range(BATCH):
         pipeline.emit("order_created", order(1000 + n))
-    # Given requests in flight at the receiver: the worker is mid-batch
+    # Given every trigger fanned out (a trigger whose fan-out a SIGKILL cuts comes back only
+    # after the broker's visibility timeout) and requests in flight: the worker is mid-batch
+    pipeline.wait_until(lambda: len(pipeline.deliveries()) == BATCH, what="fan-out")
     peer.wait_for(lambda p: len(p.requests) >= 4, what="requests in flight")
     # When it dies without any cleanup
     worker.kill()

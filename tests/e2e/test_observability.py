@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import BROKER
 from tests.e2e.conftest import order
-from tests.support.observability import Command
+from tests.support.processes import Command
 from tests.support.observability import TcpProxy
 from tests.support.observability import free_port
 from tests.support.observability import metric

@@ -18,7 +18,7 @@ import redis
 import yaml
 
 from tests.conftest import TEST_KEY
-from tests.support.observability import Command
+from tests.support.processes import Command
 from tests.support.observability import free_port
 from tests.support.observability import wait_http
 

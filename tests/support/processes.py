@@ -4,13 +4,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 
-class Process:
-    def __init__(self, args, env, log_path):
+class Command:
+    """Any command line as a process of its own (own session), its output in ``log_path``."""
+
+    def __init__(self, argv, env, log_path):
+        self.argv = argv
+        self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "doo_webhooks.cli", *args], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
     @property
     def pid(self):
@@ -23,6 +28,7 @@ class Process:
             self.proc.wait(timeout=10)
 
     def stop(self, timeout=15):
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -30,6 +36,25 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()
+        return self.proc.returncode
+
+    def output(self):
+        return open(self.log_path, encoding="utf-8", errors="replace").read()
+
+    def wait_output(self, text, timeout=30):
+        """Poll the output until ``text`` appears in it."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never appeared in the output of {self.argv}:\n{self.output()}")
+            time.sleep(0.05)
+
+
+class Process(Command):
+    """A ``doo-webhooks`` command (worker, scheduler, ...) from this checkout's interpreter."""
+
+    def __init__(self, args, env, log_path):
+        super().__init__([sys.executable, "-m", "doo_webhooks.cli", *args], env, log_path)
 
 
 def environment(settings_env):
