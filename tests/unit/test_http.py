@@ -1,6 +1,7 @@
 import ipaddress
 import socket
 import threading
+import time
 
 import pytest
 from hypothesis import given, strategies as st
@@ -196,6 +197,15 @@ def test_send_returns_status_headers_and_truncated_body(server, connects):
     assert all(address[0] == "127.0.0.1" for address in connects)
 
 
+def settled(server, count=1):
+    """Wait until the server has logged ``count`` requests: it logs a request only once its
+    handler returns, and a late entry would land in a later test's log (the server is shared)."""
+    deadline = time.monotonic() + 10
+    while len(server.log) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(server.log)
+
+
 def test_send_stops_reading_at_max_bytes(server):
     release = threading.Event()
 
@@ -210,6 +220,7 @@ def test_send_stops_reading_at_max_bytes(server):
                          timeouts=(1, 2), max_bytes=1000)
     finally:
         release.set()
+        settled(server)
     assert (result.status_code, result.error_kind) == (200, None)
     assert result.body == b"y" * 1000
 
@@ -237,6 +248,7 @@ def test_read_timeout(server):
         result = do_send(make_settings("127.0.0.0/8"), server.url_for("/slow"), timeouts=(1, 0.3))
     finally:
         release.set()
+        settled(server)
     assert result.error_kind == "timeout"
     assert result.status_code is None
     assert result.duration_ms >= 250

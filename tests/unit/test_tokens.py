@@ -1,6 +1,7 @@
 import json
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -211,7 +212,13 @@ def test_slow_token_endpoint_is_timeout(server):
             provider.get(make_auth(server), SECRET)
     finally:
         release.set()
+        # The server logs the request only once the handler returns: wait for that here, or
+        # the entry lands in a later test's log (the server is shared by the module).
+        deadline = time.monotonic() + 10
+        while not server.log and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert caught.value.kind == "timeout"
+    assert len(server.log) == 1
 
 
 @pytest.mark.parametrize("auth, expected", [
