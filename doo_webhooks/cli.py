@@ -346,6 +346,14 @@ def deliveries_list(organization_id, group_id, hook_type, since, until, status, 
     _listing(dict(filters, status=status), page, page_size)
 
 
+def _delivery(conn, delivery_id):
+    from storage import queries
+    row = queries.delivery_view(conn, delivery_id)
+    if row is None:
+        raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID")
+    return row
+
+
 @deliveries.command("show")
 @click.argument("delivery_id")
 def deliveries_show(delivery_id):
@@ -353,9 +361,7 @@ def deliveries_show(delivery_id):
     from app import deliveries as views
     from storage import queries
     with _engine(_settings()).begin() as conn:
-        row = queries.delivery_view(conn, delivery_id)
-        if row is None:
-            raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID")
+        row = _delivery(conn, delivery_id)
         attempts = queries.attempts_of(conn, delivery_id)
         headers = queries.latest_request_headers(conn, delivery_id)
     item = views.detail(row, attempts, headers, {"self": f"/v1/deliveries/{delivery_id}"})
@@ -366,13 +372,10 @@ def deliveries_show(delivery_id):
 @click.argument("delivery_id")
 def deliveries_redeliver(delivery_id):
     """Send a dead or delivered delivery again (a new attempt series, same payload and webhook-id)."""
-    from storage import queries
     from storage.db import utcnow
     from workers import operations
     with _engine(_settings()).begin() as conn:
-        row = queries.delivery_view(conn, delivery_id)
-        if row is None:
-            raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID")
+        row = _delivery(conn, delivery_id)
         try:
             operations.redeliver(conn, row, utcnow(), enqueued=False)
         except operations.Refused as exc:
