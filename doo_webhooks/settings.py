@@ -9,6 +9,7 @@ import dataclasses
 import ipaddress
 import os
 import pathlib
+import re
 
 PREFIX = "DOO_WEBHOOKS_"
 
@@ -31,6 +32,47 @@ def _keys(text):
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+#: Dialect names whose bare form SQLAlchemy would map to a driver we do not ship: SQLAlchemy 2.1
+#: maps ``postgresql://`` to psycopg 3; platforms and compose files hand out ``postgres://``.
+#: The driver doo-webhooks installs (setup.cfg) is psycopg2.
+_DIALECT_ALIASES = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2",
+                    "postgres+psycopg2": "postgresql+psycopg2"}
+
+
+def database_url(text):
+    """``text`` with a bare PostgreSQL scheme pointed at psycopg2; its driver must be importable.
+
+    The one place where a database URL is normalised, so every engine, Alembic and the
+    readiness check agree on the driver. A URL naming a driver that is not installed is refused
+    here, in one line, instead of a ModuleNotFoundError at the first connection.
+    """
+    if not text:
+        return text
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError("not a database URL (expected e.g. postgresql://user@host/db or sqlite:///path)")
+    scheme = _DIALECT_ALIASES.get(scheme.lower(), scheme)
+    text = f"{scheme}://{rest}"
+    try:
+        url = sa.engine.make_url(text)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {exc}") from None
+    if url.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ValueError("doo-webhooks runs on PostgreSQL (postgresql://user@host/db) "
+                         "or SQLite (sqlite:///path)")
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown driver in {scheme!r}; use postgresql:// (psycopg2)") from None
+    except ImportError as exc:
+        raise ValueError(f"the driver for {scheme!r} is not installed ({exc.name or exc}); "
+                         "use postgresql:// (psycopg2, installed with doo-webhooks)") from None
+    return text
+
+
 def _bool(text):
     if text.strip().lower() in ("1", "true", "yes", "on"):
         return True
@@ -51,8 +93,9 @@ class Setting:
 SETTINGS = (
     Setting("DATA_DIR", "~/.doo-webhooks", str,
             "Folder for the embedded SQLite database and the generated secret key."),
-    Setting("DATABASE_URL", "", str,
-            "SQLAlchemy URL of the ledger, e.g. postgresql+psycopg2://user@host/db. "
+    Setting("DATABASE_URL", "", database_url,
+            "SQLAlchemy URL of the ledger, e.g. postgresql://user@host/db (postgres:// and "
+            "postgresql+psycopg2:// work too; all use psycopg2). "
             "Empty: an SQLite file in DATA_DIR."),
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
             "Redis for the token cache and single-flight locks. "
@@ -164,12 +207,17 @@ def from_env(environ=None):
         try:
             values[setting.name.lower()] = setting.parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{PREFIX}{setting.name}={raw!r}: {exc}") from None
+            raise SettingsError(f"{PREFIX}{setting.name}={_masked(raw)!r}: {exc}") from None
     values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser()
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'doo-webhooks.sqlite3'}"
     _check(values)
     return Settings(**values)
+
+
+def _masked(text):
+    """``text`` with the password of a URL in it replaced, so an error line can be shown."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
 
 
 def _check(values):

@@ -220,3 +220,26 @@ def test_purge_deletes_old_delivered_rows_and_orphaned_triggers_only(cli):
         ("1", "order_updated"), ("2", "order_created"), ("3", "order_created")]
     assert cli.json("purge", "--older-than", "30d", "--drop-snapshots")["triggers_deleted"] == 1
     assert sorted(row.entity_id for row in cli.rows(triggers)) == ["2", "3"]
+
+
+# --- database URLs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_db_upgrade_takes_the_urls_platforms_hand_out(pg_url, scheme, monkeypatch):
+    """postgresql:// and postgres:// (what compose files and platforms give) migrate with psycopg2."""
+    url = sa.engine.make_url(pg_url).set(drivername=scheme).render_as_string(hide_password=False)
+    monkeypatch.setenv("DOO_WEBHOOKS_DATABASE_URL", url)
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "database at revision" in result.output
+
+
+def test_a_database_driver_that_is_not_installed_is_one_line_and_no_traceback(monkeypatch):
+    monkeypatch.setenv("DOO_WEBHOOKS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "driver for 'postgresql+psycopg' is not installed" in errors[0]
+    assert "Traceback" not in result.output
+

@@ -96,6 +96,41 @@ def test_data_dir_and_database_url(tmp_path):
     assert s.database_url == "postgresql+psycopg2://u@h/db"
 
 
+@pytest.mark.parametrize("given", [
+    "postgresql://u@h/db", "postgres://u@h/db", "postgresql+psycopg2://u@h/db", "POSTGRES://u@h/db",
+    "postgres+psycopg2://u@h/db",
+])
+def test_every_postgresql_url_uses_psycopg2(given):
+    """SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed."""
+    assert from_env(env(database_url=given)).database_url == "postgresql+psycopg2://u@h/db"
+
+
+def test_sqlite_urls_are_kept(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    assert from_env(env(database_url=url)).database_url == url
+
+
+@pytest.mark.parametrize("given, says", [
+    ("postgresql+psycopg://u@h/db", "the driver for 'postgresql+psycopg' is not installed"),
+    ("postgresql+asyncpg://u@h/db", "the driver for 'postgresql+asyncpg' is not installed"),
+    ("postgresql+nosuchdriver://u@h/db", "unknown driver"),
+    ("mysql://u@h/db", "runs on PostgreSQL"),
+    ("ledger.sqlite3", "not a database URL"),
+])
+def test_a_database_url_that_cannot_work_is_refused_in_one_line(given, says):
+    with pytest.raises(SettingsError) as info:
+        from_env(env(database_url=given))
+    message = str(info.value)
+    assert message.startswith(PREFIX + "DATABASE_URL=") and says in message
+    assert "\n" not in message
+
+
+def test_a_refused_database_url_does_not_show_its_password():
+    with pytest.raises(SettingsError) as info:
+        from_env(env(database_url="postgresql+psycopg://ops:hunter2@h/db"))
+    assert "hunter2" not in str(info.value) and "ops:***@h" in str(info.value)
+
+
 def test_lists_of_numbers():
     s = from_env(env(retry_schedule="1, 2.5,,3 ", success_statuses="200,201, 204,"))
     assert s.retry_schedule == (1.0, 2.5, 3.0)
