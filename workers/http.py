@@ -36,7 +36,7 @@ class SSRFBlocked(Exception):
         self.address = address
         self.host = host
         where = f"{host} resolves to {address}" if host and host != address else address
-        super().__init__(f"{where}: not a globally routable address and not in ALLOWED_NETWORKS")
+        super().__init__(f"{where}: not a globally routable address and not in DOO_WEBHOOKS_ALLOWED_NETWORKS")
 
 
 def _embedded_ipv4(addr):
@@ -87,7 +87,7 @@ def check_url_literal(url, allowed_networks):
         return None
     addr = _literal_address(host) if host else None
     if addr is not None and is_blocked(str(addr), allowed_networks):
-        return f"{host} is not a globally routable address and not in ALLOWED_NETWORKS"
+        return f"{host} is not a globally routable address and not in DOO_WEBHOOKS_ALLOWED_NETWORKS"
     return None
 
 

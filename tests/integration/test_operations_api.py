@@ -480,7 +480,7 @@ def test_notify_url_needs_a_signing_secret_and_is_listed_back(ops, peer):
     assert "set signing_secret" in error["errors"]["notify_url"][0]
     blocked = dict(config, signing_secret=SIGNING, notify_url="http://10.0.0.1/alerts")
     error = assert_error_envelope(ops.post(f"/v1/team/{ops.owner.team_id}/webhooks", blocked), 400)
-    assert "not a globally routable address" in error["errors"]["notify_url"][0]
+    assert "not a globally routable address and not in DOO_WEBHOOKS_ALLOWED_NETWORKS" in error["errors"]["notify_url"][0]
     for bad in ("ftp://ops.example/alerts", "not a url"):
         error = assert_error_envelope(ops.post(f"/v1/team/{ops.owner.team_id}/webhooks",
                                                dict(config, signing_secret=SIGNING, notify_url=bad)), 400)

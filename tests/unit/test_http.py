@@ -153,7 +153,7 @@ def test_check_url_literal(url, allowed, refused):
     reason = http.check_url_literal(url, allowed)
     assert (reason is not None) is refused
     if refused:
-        assert "ALLOWED_NETWORKS" in reason
+        assert "DOO_WEBHOOKS_ALLOWED_NETWORKS" in reason
 
 
 def test_session_for_is_per_thread_and_per_allowlist():
@@ -287,6 +287,7 @@ def test_loopback_not_allowed_is_blocked(server, connects):
     result = do_send(make_settings(""), server.url_for("/hook"))
     assert result.error_kind == "ssrf_blocked"
     assert "127.0.0.1" in result.error_detail
+    assert "DOO_WEBHOOKS_ALLOWED_NETWORKS" in result.error_detail  # the setting an operator can change
     assert result.status_code is None
     assert server.log == []
     assert connects == []
