@@ -371,7 +371,8 @@ def deliveries_show(delivery_id):
 @deliveries.command("redeliver")
 @click.argument("delivery_id")
 def deliveries_redeliver(delivery_id):
-    """Send a dead or delivered delivery again (a new attempt series, same payload and webhook-id)."""
+    """Send a dead, delivered or skipped delivery again (a new attempt series, same payload and
+    webhook-id). A skipped one whose hook is still disabled waits until the hook is enabled."""
     from storage.db import utcnow
     from workers import operations
     with _engine(_settings()).begin() as conn:
@@ -429,7 +430,10 @@ def _init_command(resource):
     from schemas.types import RESOURCES
     kind = RESOURCES[resource]
 
-    @init.command(resource)
+    # the help is given here: click reads a command's help when it is made, so a __doc__ set
+    # afterwards never reached ``init --help``
+    @init.command(resource, help=f"Re-send every matching {kind} to its hooks, at most --max-rate-per-min a minute.",
+                  short_help=f"Re-send the latest state of every matching {kind}, paced.")
     # no default=None here: with one, click takes a missing required option as given
     @click.option("--organization-id", type=int, required=(resource == "events"))
     @click.option("--event-id", required=(resource != "events"))
@@ -456,7 +460,6 @@ def _init_command(resource):
                 group_id=webhook_configuration_id)
         _print({"items_processed": items, "deliveries_queued": len(rows),
                 "last_due_at": rows[-1]["next_attempt_at"].isoformat() + "Z" if rows else None})
-    command.__doc__ = f"Re-send every matching {kind} to its hooks, at most --max-rate-per-min a minute."
     return command
 
 

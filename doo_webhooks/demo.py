@@ -313,6 +313,9 @@ def _summary(service, receiver, view, console):
         "doo_webhooks_delivery_latency_seconds_count"))]
     print(f"\nAll {view.expected} deliveries arrived ({view.retries} after a retry); the receiver was asked for "
           f"{receiver.token_requests} access token(s).\n"
-          f"Prometheus metrics of this run ({service.base}/metrics):\n    " + "\n    ".join(shown) + "\n\n"
-          "Run it for real: `doo-webhooks standalone` (README.rst), production: docs/deployment.md.",
+          # no URL: the service stops with the demo, so a URL printed here would answer nothing
+          "Prometheus metrics of this run (its /metrics, read just before it stops):\n    "
+          + "\n    ".join(shown) + "\n\n"
+          "Run it for real: `doo-webhooks standalone` (README.rst; /metrics beside the API), "
+          "production: docs/deployment.md.",
           file=console.out, flush=True)

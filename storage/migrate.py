@@ -1,5 +1,6 @@
 """``doo-webhooks db upgrade``: Alembic, configured in code so no alembic.ini is needed."""
 
+import logging
 import pathlib
 
 from alembic import command
@@ -22,5 +23,13 @@ def upgrade(url, revision="head"):
 def current(url):
     from alembic.runtime.migration import MigrationContext
     from storage.db import engine_for
-    with engine_for(url).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    # Reading the revision makes a second migration context, which logs "Context impl ..." and
+    # "Will assume ..." again right after the upgrade did: keep those lines to the upgrade.
+    log = logging.getLogger("alembic.runtime.migration")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        with engine_for(url).connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        log.setLevel(level)

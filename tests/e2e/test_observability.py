@@ -260,6 +260,8 @@ def test_demo_shows_deliveries_arriving_and_stops_by_itself(tmp_path):
     assert len(re.findall(r"receiver +/webhooks: .*signature ok -> 200", output)) == 5
     assert 'doo_webhooks_deliveries_total{outcome="delivered",status_class="2xx"} 5.0' in output
     assert 'doo_webhooks_token_fetches_total{outcome="ok"} 1.0' in output
+    assert "/metrics):" not in output and not re.search(r"http://\S+/metrics", output), \
+        "the demo names no metrics URL: its server is gone when it prints"
     assert not list(tmp_path.glob("doo-webhooks-demo-*")) and not (tmp_path / ".doo-webhooks").exists()
 
 

@@ -243,3 +243,33 @@ def test_a_database_driver_that_is_not_installed_is_one_line_and_no_traceback(mo
     assert len(errors) == 1 and "driver for 'postgresql+psycopg' is not installed" in errors[0]
     assert "Traceback" not in result.output
 
+
+
+# --- help and output ---------------------------------------------------------------------
+
+def test_init_help_says_what_each_subcommand_does():
+    result = CliRunner().invoke(main, ["init", "--help"])
+    assert result.exit_code == 0
+    for kind in ("events", "orders", "attendees"):
+        line = next(line for line in result.output.splitlines() if line.strip().startswith(kind))
+        assert f"every matching {kind[:-1]}" in line, result.output
+
+
+def test_redeliver_help_names_every_status_it_takes():
+    result = CliRunner().invoke(main, ["deliveries", "redeliver", "--help"])
+    assert "dead, delivered or skipped" in " ".join(result.output.split())
+
+
+def test_db_upgrade_prints_each_alembic_line_once(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.processes import environment
+    env = environment({"DOO_WEBHOOKS_DATA_DIR": str(tmp_path), "DOO_WEBHOOKS_LOG_FORMAT": "text"})
+    done = subprocess.run([sys.executable, "-m", "doo_webhooks.cli", "db", "upgrade"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(" INFO ", 1)[-1] for line in done.stderr.splitlines() if "alembic" in line]
+    assert "alembic.runtime.migration: Context impl SQLiteImpl." in lines
+    assert len(lines) == len(set(lines)), done.stderr
+    assert "database at revision" in done.stdout
