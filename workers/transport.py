@@ -1,0 +1,252 @@
+"""Outbound HTTP to receivers on asyncio (aiohttp): sockets, not threads.
+
+The async counterpart of ``workers.http.send`` for the delivery loop. Same contract: one
+request, no redirects followed, no proxies from the environment, at most ``max_bytes`` of the
+answer kept, network problems come back as ``HttpResult.error_kind`` ("ssrf_blocked",
+"timeout", "connection") and never raise. Tokens and GraphQL origins stay on
+``workers.http`` (requests, in threads).
+
+SSRF guard. aiohttp calls its resolver on every DNS cache miss; ``GuardedResolver`` refuses
+the whole answer when ANY address in it is blocked (the rule of
+``http._guarded_connection``), so no connection to a blocked address is ever attempted. The
+DNS cache only ever holds answers that passed the check, and lives ``DNS_TTL`` seconds, so a
+rebinding name is judged again soon after. IP literals never reach a resolver in aiohttp,
+so they are judged in ``send`` before anything else happens.
+
+Caps. At most ``per_host`` requests in flight per (scheme, host, port) and ``total`` overall,
+held by our own semaphores rather than TCPConnector(limit_per_host=...): we need to know
+when the wait for a slot is over (the attempt's clock and timeouts start there, not before)
+and which hosts are saturated (``busy_hosts``). The per-host slot is taken before the total
+one, so requests queued behind a slow host never sit on total slots a healthy host could use.
+The connector itself is unlimited, so it never queues a request a second time.
+
+Timeouts, once a slot is held:
+- connect: ``ClientTimeout(connect=, sock_connect=)`` = settings.connect_timeout. With an
+  unlimited connector, aiohttp's ``connect`` phase is DNS + TCP (+ TLS) only, no pool wait.
+- read: one deadline of settings.read_timeout for the whole exchange once a connection is
+  in hand (new or reused from keep-alive): sending the request, the status line, headers and
+  the body up to ``max_bytes``. A receiver that drips a byte at a time cannot stretch it,
+  which a per-read socket timeout (requests, aiohttp's ``sock_read``) would allow. The
+  deadline is armed from aiohttp's trace signals for "connection ready".
+
+Headers. The request carries exactly the caller's headers plus Host and Content-Length:
+aiohttp's automatic Accept, Accept-Encoding, User-Agent and Content-Type are skipped, and
+``http.USER_AGENT`` is added only when the caller gave no User-Agent (as
+``http.session_for`` does). Without an Accept-Encoding we ask for no compression, and
+``auto_decompress=False`` keeps the excerpt as the bytes received (``max_bytes`` then bounds
+what came over the wire, not what a compressed body expands to).
+"""
+
+import asyncio
+import dataclasses
+import socket
+import time
+
+import aiohttp
+import yarl
+from aiohttp.abc import AbstractResolver
+from requests.structures import CaseInsensitiveDict
+
+from workers import http
+
+try:
+    from asyncio import timeout as _deadline  # Python 3.11+
+except ImportError:  # pragma: no cover - Python 3.10: aiohttp depends on async-timeout there
+    from async_timeout import timeout as _deadline
+
+DNS_TTL = 10  # seconds an already-checked DNS answer is reused
+CHUNK = 16384
+# aiohttp adds these unless told not to; the caller's headers are the whole request.
+_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with ``inner`` and refuses the answer if any address in it is blocked."""
+
+    def __init__(self, allowed_networks, inner=None):
+        self.allowed_networks = tuple(allowed_networks)
+        self.inner = inner if inner is not None else aiohttp.ThreadedResolver()
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        answers = await self.inner.resolve(host, port, family)
+        # All of them, not just the one tried first: otherwise a failed first connect
+        # would fall through to an internal address.
+        for answer in answers:
+            if http.is_blocked(answer["host"], self.allowed_networks):
+                raise http.SSRFBlocked(answer["host"], host)
+        return answers
+
+    async def close(self):
+        await self.inner.close()
+
+
+class _HostCaps:
+    """Per-key semaphores that exist only while someone holds or waits for them."""
+
+    def __init__(self, per_host):
+        self.per_host = per_host
+        self._slots = {}  # key -> [semaphore, holders, holders + waiters]
+
+    async def acquire(self, key):
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = [asyncio.Semaphore(self.per_host), 0, 0]
+        slot[2] += 1
+        try:
+            await slot[0].acquire()
+        except BaseException:
+            self._leave(key, slot)
+            raise
+        slot[1] += 1
+
+    def release(self, key):
+        slot = self._slots[key]
+        slot[1] -= 1
+        slot[0].release()
+        self._leave(key, slot)
+
+    def _leave(self, key, slot):
+        slot[2] -= 1
+        if slot[2] == 0:
+            del self._slots[key]
+
+    def busy(self):
+        return {key for key, slot in self._slots.items() if slot[1] >= self.per_host}
+
+
+def host_key(url):
+    """(scheme, host, port) of a yarl URL: the unit the per-host cap counts."""
+    return url.scheme, url.host, url.port
+
+
+def response_headers(raw):
+    """Case-insensitive headers, repeated names joined with ", " (what requests gives)."""
+    headers = CaseInsensitiveDict()
+    for name, value in raw.items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def classify(exc):
+    """(error_kind, error_detail) for an exception out of aiohttp or the guard."""
+    chain = http._chain(exc)
+    for item in chain:
+        if isinstance(item, http.SSRFBlocked):
+            return "ssrf_blocked", str(item)
+    detail = (str(exc) or type(exc).__name__)[:500]
+    for item in chain:
+        # ServerTimeoutError and ConnectionTimeoutError are both asyncio.TimeoutError.
+        if isinstance(item, (asyncio.TimeoutError, socket.timeout)):
+            return "timeout", detail
+    return "connection", detail
+
+
+@dataclasses.dataclass
+class _Exchange:
+    """Per request: the read deadline the trace signals arm once a connection is ready."""
+    deadline: object
+    read_timeout: float
+
+
+async def _connection_ready(session, trace_ctx, params):
+    exchange = trace_ctx.trace_request_ctx
+    if isinstance(exchange, _Exchange):
+        loop = asyncio.get_running_loop()
+        exchange.deadline.reschedule(loop.time() + exchange.read_timeout)
+
+
+class Transport:
+    """Receivers' HTTP for one event loop: keep-alive pools, a cap per host and in total."""
+
+    def __init__(self, settings, per_host=8, total=1000):
+        if per_host < 1 or total < 1:
+            raise ValueError("per_host and total must be at least 1")
+        self.allowed_networks = tuple(settings.allowed_networks)
+        self.connect_timeout = settings.connect_timeout
+        self.read_timeout = settings.read_timeout
+        self.per_host, self.total = per_host, total
+        self._hosts = _HostCaps(per_host)
+        self._total = None
+        self._session = None
+
+    def _ensure_session(self):
+        # Created lazily: aiohttp sessions and asyncio primitives belong to the running loop.
+        if self._session is None:
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_create_end.append(_connection_ready)
+            trace.on_connection_reuseconn.append(_connection_ready)
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=0,  # our semaphores cap; the connector never queues
+                resolver=GuardedResolver(self.allowed_networks),
+                use_dns_cache=True, ttl_dns_cache=DNS_TTL)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=False,
+                skip_auto_headers=_SKIP_AUTO_HEADERS, trace_configs=[trace],
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout,
+                                              sock_connect=self.connect_timeout))
+            self._total = asyncio.Semaphore(self.total)
+        return self._session
+
+    def busy_hosts(self):
+        """"host:port" of every host whose per-host cap is fully used right now."""
+        return {f"{host}:{port}" for _, host, port in self._hosts.busy()}
+
+    async def close(self):
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(self, method, url, *, body=b"", headers, max_bytes=65536):
+        """One request; never raises for network problems (see the module docstring)."""
+        try:
+            target = yarl.URL(url)
+            if target.scheme not in ("http", "https") or not target.host:
+                raise ValueError(f"Invalid URL {url!r}: an http or https URL with a host is needed")
+        except ValueError as exc:
+            return http.HttpResult(None, {}, b"", 0, "connection", str(exc)[:500])
+        literal = http._literal_address(target.host)
+        if literal is not None and http.is_blocked(str(literal), self.allowed_networks):
+            blocked = http.SSRFBlocked(str(literal), target.host)
+            return http.HttpResult(None, {}, b"", 0, "ssrf_blocked", str(blocked))
+        headers = dict(headers)
+        if not any(name.lower() == "user-agent" for name in headers):
+            headers["User-Agent"] = http.USER_AGENT
+        session = self._ensure_session()
+        key = host_key(target)
+        await self._hosts.acquire(key)
+        try:
+            async with self._total:
+                return await self._exchange(session, method, target, body, headers, max_bytes)
+        finally:
+            self._hosts.release(key)
+
+    async def _exchange(self, session, method, target, body, headers, max_bytes):
+        started = time.monotonic()
+        status, got_headers, chunks, size, response = None, {}, [], 0, None
+
+        def result(error=None):
+            kind, detail = classify(error) if error is not None else (None, None)
+            return http.HttpResult(status, got_headers, b"".join(chunks)[:max_bytes],
+                                   int((time.monotonic() - started) * 1000), kind, detail)
+
+        try:
+            async with _deadline(None) as deadline:  # armed when the connection is ready
+                response = await session.request(
+                    method, target, data=body or None, headers=headers, allow_redirects=False,
+                    trace_request_ctx=_Exchange(deadline, self.read_timeout))
+                status, got_headers = response.status, response_headers(response.headers)
+                while size < max_bytes:
+                    chunk = await response.content.read(min(CHUNK, max_bytes - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except (aiohttp.ClientError, http.SSRFBlocked, OSError, asyncio.TimeoutError, ValueError) as exc:
+            return result(exc)
+        finally:
+            if response is not None:
+                if response.content.at_eof():
+                    response.release()  # fully read: the connection goes back to the pool
+                else:
+                    response.close()  # unread rest: drop it rather than reuse a half-read one
+        return result()
