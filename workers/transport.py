@@ -141,6 +141,11 @@ def classify(exc):
     return "connection", detail
 
 
+def _expired(deadline):
+    expired = deadline.expired  # a method on asyncio.Timeout, a property on async_timeout's
+    return expired() if callable(expired) else expired
+
+
 @dataclasses.dataclass
 class _Exchange:
     """Per request: the read deadline the trace signals arm once a connection is ready."""
@@ -222,7 +227,7 @@ class Transport:
 
     async def _exchange(self, session, method, target, body, headers, max_bytes):
         started = time.monotonic()
-        status, got_headers, chunks, size, response = None, {}, [], 0, None
+        status, got_headers, chunks, size, response, deadline = None, {}, [], 0, None, None
 
         def result(error=None):
             kind, detail = classify(error) if error is not None else (None, None)
@@ -242,6 +247,10 @@ class Transport:
                     chunks.append(chunk)
                     size += len(chunk)
         except (aiohttp.ClientError, http.SSRFBlocked, OSError, asyncio.TimeoutError, ValueError) as exc:
+            if deadline is not None and _expired(deadline):
+                # Our deadline says nothing itself; name it, as aiohttp names its connect timeout.
+                exc = asyncio.TimeoutError(f"no complete answer within the read timeout "
+                                           f"({self.read_timeout} s) from {target.host}:{target.port}")
             return result(exc)
         finally:
             if response is not None:
