@@ -46,6 +46,8 @@ def create_app(settings=None, publisher=None):
     api = DooApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "x-api-key"})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    from app import openapi
+    openapi.register(api)  # before the blueprints: their schemas are documented as they register
     from app.api import deliveries, initialization, oauth, organizers, triggers, webhooks
     for module in (oauth, organizers, webhooks, triggers, deliveries, initialization):
         api.register_blueprint(module.blp, url_prefix="/v1")

@@ -23,7 +23,7 @@ TRIGGER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_ORGANIZATION_ID = 2**31 - 1  # the ledger's organization_id is a 32-bit integer
 
 
-class _Entity(fields.Field):
+class EntityField(fields.Field):
     """The entity, loaded as the kind its trigger type carries."""
 
     default_error_messages = {"invalid": "Not a valid object."}
@@ -46,7 +46,7 @@ class TriggerSchema(Schema):
         unknown = RAISE  # a misspelt key (organisation_id) must not be dropped silently
 
     type = WebhookType(required=True)
-    entity = _Entity(required=True)
+    entity = EntityField(required=True)
     # strict: no "7" or 7.0; marshmallow's Number already refuses booleans.
     organization_id = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=MAX_ORGANIZATION_ID)

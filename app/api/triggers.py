@@ -15,6 +15,7 @@ from app.auth import current_caller
 from app.auth import require_platform
 from app.errors import ApiBlueprint
 from app.services import services
+from schemas.examples import TRIGGER_EXAMPLES
 from schemas.triggers import TriggerSchema
 from storage import queries
 from workers.producer import complete
@@ -61,7 +62,9 @@ class TriggerEnvelopeSchema(SuccessSchema):
 
 
 @blp.route("/triggers", methods=["POST"])
-@blp.arguments(TriggerSchema, error_status_code=400)
+@blp.arguments(TriggerSchema, error_status_code=400, examples={
+    kind: {"summary": f"{body['type']}: a complete trigger with an {kind} entity", "value": body}
+    for kind, body in TRIGGER_EXAMPLES.items()})
 @blp.response(202, AcceptedSchema)
 @blp.doc(security=[{"apiKey": []}])
 def post_trigger(record):

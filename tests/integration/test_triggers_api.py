@@ -175,3 +175,34 @@ def test_a_deeply_nested_entity_is_400_not_500(client, publisher, platform_key, 
                            headers={"x-api-key": platform_key, "Content-Type": "application/json"})
     assert_error_envelope(response, 400)
     assert publisher.triggers == []
+
+
+# --- the OpenAPI document shows the body to send -------------------------------------------
+
+@pytest.mark.parametrize("kind", ["event", "order", "attendee"])
+def test_each_documented_example_is_accepted_as_it_stands(client, publisher, platform_key, kind):
+    from schemas.examples import TRIGGER_EXAMPLES
+    examples = client.get("/v1/openapi.json").get_json()["paths"]["/v1/triggers"]["post"]["requestBody"][
+        "content"]["application/json"]["examples"]
+    body = examples[kind]["value"]
+    assert body == TRIGGER_EXAMPLES[kind]
+    response = client.post("/v1/triggers", json=body, headers={"x-api-key": platform_key})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    [record] = publisher.triggers
+    assert record["entity_kind"] == kind
+    assert record["entity"] == dict(body["entity"], event_id=record["entity"]["event_id"])
+
+
+def test_the_entity_is_typed_in_the_openapi_document(client):
+    schemas = client.get("/v1/openapi.json").get_json()["components"]["schemas"]
+    entity = schemas["Trigger"]["properties"]["entity"]
+    assert [ref["$ref"] for ref in entity["anyOf"]] == [
+        "#/components/schemas/Event", "#/components/schemas/Order", "#/components/schemas/Attendee"]
+    assert "from `type`" in entity["description"]
+    assert set(schemas["Event"]["required"]) == {"id", "status"}
+    assert set(schemas["Order"]["required"]) == {"event", "order_details"}
+    assert set(schemas["Attendee"]["required"]) == {"id", "status", "order_id", "event_id"}
+    assert schemas["Event"]["properties"]["status"]["enum"] == ["draft", "live", "cancelled", "done", "deleted"]
+    assert schemas["Event"]["properties"]["title"]["type"] == "string"
+    assert schemas["Event"]["properties"]["total_amount"]["type"] == "number"
+    assert {alt["type"] for alt in schemas["Event"]["properties"]["id"]["oneOf"]} == {"string", "integer"}
