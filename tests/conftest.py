@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from doo_webhooks import settings as settings_module
 from storage.migrate import upgrade
 from storage.tables import metadata
+from tests.support import isolation
 
 PG_SERVER = os.environ.get("DOO_WEBHOOKS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("DOO_WEBHOOKS_TEST_REDIS", "redis://127.0.0.1:6379/14")
+# a database of this run's own (see tests/support/isolation.py); the variable still chooses one
+REDIS_URL = isolation.redis_url("DOO_WEBHOOKS_TEST_REDIS")
 TEST_KEY = "LQwtSIAHezKh40ehoYvtu0Me8cfhWcc7LuQq-QFGc2Q="  # a valid Fernet key, for tests only
 
 

@@ -1,7 +1,6 @@
 """The whole pipeline for real: PostgreSQL, Redis, the doo-webhooks worker and scheduler as
 processes, and HTTP peers on 127.0.0.1."""
 
-import os
 import time
 
 import pytest
@@ -12,6 +11,7 @@ from app import create_app
 from doo_webhooks import settings as settings_module
 from storage.db import engine_for
 from tests.conftest import TEST_KEY
+from tests.support import isolation
 from tests.support.processes import Process
 from tests.support.processes import environment
 from tests.support.servers import Peer
@@ -20,7 +20,7 @@ from workers.producer import CeleryPublisher
 from workers.producer import emit
 
 # Another Redis database lets two test runs share one Redis without taking each other's messages.
-BROKER = os.environ.get("DOO_WEBHOOKS_TEST_E2E_BROKER", "redis://127.0.0.1:6379/13")
+BROKER = isolation.redis_url("DOO_WEBHOOKS_TEST_E2E_BROKER")
 
 
 class Pipeline:

@@ -18,6 +18,7 @@ from tests.conftest import TEST_KEY
 from tests.e2e.conftest import BROKER
 from tests.e2e.conftest import order
 from tests.support.processes import Command
+from tests.support import isolation
 from tests.support.observability import TcpProxy
 from tests.support.observability import free_port
 from tests.support.observability import metric
@@ -236,8 +237,8 @@ def test_worker_and_scheduler_readyz_without_their_database(pipeline_factory):
 def _demo(tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_")}
     env.update(HOME=str(tmp_path), TMPDIR=str(tmp_path))  # to see what it leaves behind
-    return subprocess.Popen([sys.executable, "-m", "doo_webhooks.cli", "demo", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return isolation.Popen([sys.executable, "-m", "doo_webhooks.cli", "demo", *args], env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_demo_shows_deliveries_arriving_and_stops_by_itself(tmp_path):

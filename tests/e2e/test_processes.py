@@ -10,7 +10,6 @@ import os
 import pathlib
 import shlex
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -18,13 +17,14 @@ import redis
 import yaml
 
 from tests.conftest import TEST_KEY
+from tests.e2e.conftest import BROKER
+from tests.support import isolation
 from tests.support.processes import Command
 from tests.support.observability import free_port
 from tests.support.observability import wait_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
-BROKER = "redis://127.0.0.1:6379/12"
 OUR_PROGRAMS = {"doo-webhooks", "gunicorn"}
 
 
@@ -85,10 +85,10 @@ def test_each_command_exists_and_answers_help(where, env):
     argv = program(COMMANDS[where])
     if argv[0].endswith("gunicorn"):
         env["PROMETHEUS_MULTIPROC_DIR"] = env["DOO_WEBHOOKS_DATA_DIR"]
-        done = subprocess.run([argv[0], "--check-config", *argv[1:]], env=env, capture_output=True, text=True,
+        done = isolation.run([argv[0], "--check-config", *argv[1:]], env=env, capture_output=True, text=True,
                               timeout=60)
     else:
-        done = subprocess.run([*argv, "--help"], env=env, capture_output=True, text=True, timeout=60)
+        done = isolation.run([*argv, "--help"], env=env, capture_output=True, text=True, timeout=60)
         assert "Usage:" in done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -99,14 +99,14 @@ def _one_of(prefix, name):
 
 @pytest.mark.parametrize("where", _one_of("Procfile", "release") + _one_of("compose", "migrate"))
 def test_migrations_run(where, env, tmp_path):
-    done = subprocess.run(program(COMMANDS[where]), env=env, capture_output=True, text=True, timeout=60)
+    done = isolation.run(program(COMMANDS[where]), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "database at revision" in done.stdout
 
 
 @pytest.mark.parametrize("where", _one_of("Procfile", "web") + _one_of("compose", "web"))
 def test_web_starts_and_answers_health(where, env, tmp_path):
-    subprocess.run(program(["doo-webhooks", "db", "upgrade"]), env=env, check=True, capture_output=True)
+    isolation.run(program(["doo-webhooks", "db", "upgrade"]), env=env, check=True, capture_output=True)
     port = free_port()
     env.update(PORT=str(port), WEB_CONCURRENCY="2")
     # as written, but on 127.0.0.1 only (the config binds 0.0.0.0 for containers)
@@ -128,7 +128,7 @@ def test_web_starts_and_answers_health(where, env, tmp_path):
                          + _one_of("Procfile", "scheduler") + _one_of("compose", "scheduler"))
 def test_worker_and_scheduler_start_and_answer_health(where, env, tmp_path):
     redis.Redis.from_url(BROKER).flushdb()
-    subprocess.run(program(["doo-webhooks", "db", "upgrade"]), env=env, check=True, capture_output=True)
+    isolation.run(program(["doo-webhooks", "db", "upgrade"]), env=env, check=True, capture_output=True)
     port = free_port()
     env.update(DOO_WEBHOOKS_METRICS_PORT=str(port), DOO_WEBHOOKS_METRICS_HOST="127.0.0.1")
     command = Command(program(COMMANDS[where]), env, tmp_path / "process.log")

@@ -10,6 +10,7 @@ import time
 
 import requests
 
+from tests.support import isolation
 from tests.support.servers import scripted
 
 ORDER = {"order_details": {"id": 5, "status": "active"}, "event": {"id": 3}}
@@ -20,9 +21,9 @@ class Standalone:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_")}
         environment.update({"DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8", "DOO_WEBHOOKS_RETRY_JITTER": "0",
                             "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.1", "DOO_WEBHOOKS_LOG_FORMAT": "json", **env})
-        self.proc = subprocess.Popen(
+        self.proc = isolation.Popen(
             [sys.executable, "-m", "doo_webhooks.cli", "standalone", "--port", "0", "--data-dir", str(data_dir)],
-            env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.output = []
         for line in self.proc.stdout:  # the banner tells where it listens and ends with Ctrl-C
             self.output.append(line)

@@ -1,10 +1,12 @@
 """/healthz, /readyz and /metrics of the API, and the readiness checks against real servers."""
 
+import pytest
 import redis
 
 from doo_webhooks import health
 from doo_webhooks import metrics
 from doo_webhooks.standalone import InlinePublisher
+from tests.conftest import REDIS_URL
 from tests.support.observability import free_port
 from tests.support.observability import metric
 
@@ -46,7 +48,23 @@ def test_a_missing_sqlite_file_is_not_ready_and_not_created(tmp_path):
 
 
 def test_in_process_broker_is_always_ready():
-    health.check_broker("memory://")
+    health.check_broker("memory://")  # standalone's queue lives in the process
+
+
+def test_a_broker_that_is_not_redis_is_really_checked():
+    """Only memory:// passes unchecked: any other URL must reach its server."""
+    with pytest.raises(Exception):
+        health.check_broker(f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+
+
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
+def test_readyz_says_the_broker_is_down_when_it_is(make_app, broker):
+    url = {"redis": f"redis://127.0.0.1:{free_port()}/0", "amqp": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
+    answer = make_app(broker_url=url[broker]).test_client().get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json["status"] == "unavailable"
+    assert answer.json["checks"]["broker"].startswith("failed: ")
+    assert answer.json["checks"]["database"] == "ok"
 
 
 def test_ops_endpoints_stay_out_of_the_openapi_document(client):
@@ -79,7 +97,7 @@ def test_refused_requests_are_counted_too(client):
 
 
 def test_redis_queue_depths_add_up_the_priority_lists():
-    url = "redis://127.0.0.1:6379/15"
+    url = REDIS_URL
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:

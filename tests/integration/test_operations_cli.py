@@ -261,12 +261,12 @@ def test_redeliver_help_names_every_status_it_takes():
 
 
 def test_db_upgrade_prints_each_alembic_line_once(tmp_path):
-    import subprocess
     import sys
 
+    from tests.support.isolation import run
     from tests.support.processes import environment
     env = environment({"DOO_WEBHOOKS_DATA_DIR": str(tmp_path), "DOO_WEBHOOKS_LOG_FORMAT": "text"})
-    done = subprocess.run([sys.executable, "-m", "doo_webhooks.cli", "db", "upgrade"], env=env,
+    done = run([sys.executable, "-m", "doo_webhooks.cli", "db", "upgrade"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = [line.split(" INFO ", 1)[-1] for line in done.stderr.splitlines() if "alembic" in line]

@@ -7,9 +7,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from doo_webhooks.settings import from_env
+from tests.conftest import REDIS_URL
 from workers import tokens
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 SECRET = "integration-secret"
 THREADS = 20
 

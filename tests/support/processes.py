@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from tests.support.isolation import Popen
+
 
 class Command:
     """Any command line as a process of its own (own session), its output in ``log_path``."""
@@ -14,8 +16,8 @@ class Command:
         self.argv = argv
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        # own process group, killed with the test run (tests/support/isolation.py)
+        self.proc = Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
     def pid(self):
