@@ -4,10 +4,11 @@ Redis: every run claims databases of its own (``redis_url``): a key per database
 database 0, ``doo-webhooks-tests:claim:<n>``, set only if absent (SET NX) and holding the
 run's pid with a short TTL that a thread of the run keeps renewing. A run killed with SIGKILL
 stops renewing; its claims lapse within ``CLAIM_TTL`` seconds (the guard below drops them at
-once). A database no run of this suite has used before is only claimed when it is empty, so
-a database someone uses by hand is left alone. ``DOO_WEBHOOKS_TEST_REDIS`` and
-``DOO_WEBHOOKS_TEST_E2E_BROKER`` still choose the databases; those are claimed too, so that
-no other run picks them. (Celery's broker URL has no key prefix, so a prefix is no fallback:
+once). A database no run of this suite has claimed on its own before is only claimed when it
+is empty, so a database someone uses by hand is left alone. ``DOO_WEBHOOKS_TEST_REDIS`` and
+``DOO_WEBHOOKS_TEST_E2E_BROKER`` still choose the databases; those are claimed too (a run
+whose chosen database another live run holds stops and says so), and remembered, so that a
+run claiming on its own never picks a database somebody chose. (Celery's broker URL has no key prefix, so a prefix is no fallback:
 with no free database the run says so and stops.)
 
 Processes: ``Popen`` and ``run`` start every process of the suite in a process group of its
@@ -31,7 +32,8 @@ REDIS_SERVER = os.environ.get("DOO_WEBHOOKS_TEST_REDIS_SERVER", "redis://127.0.0
 DATABASES = range(15, 0, -1)  # 0 holds the claims (and is Redis' default: never a test's)
 CLAIM_TTL = 30
 CLAIM_PREFIX = "doo-webhooks-tests:claim:"
-USED_BEFORE = "doo-webhooks-tests:used"  # databases a run of this suite has claimed before
+USED_BEFORE = "doo-webhooks-tests:used"  # databases runs of this suite claimed on their own before
+CHOSEN = "doo-webhooks-tests:chosen"  # databases someone named in a variable: left to them
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
 
 _lock = threading.Lock()
@@ -44,20 +46,30 @@ class NoFreeDatabase(RuntimeError):
     pass
 
 
+class DatabaseTaken(RuntimeError):
+    pass
+
+
 def _registry():
     import redis
     return redis.Redis.from_url(f"{REDIS_SERVER}/0", socket_timeout=5, socket_connect_timeout=5)
 
 
-def _claim(registry, number, *, must_be_empty):
+def _claim(registry, number, *, chosen):
+    """Claim database ``number`` for this run; False when another run (or someone by hand) has it."""
     import redis
     key = CLAIM_PREFIX + str(number)
     if not registry.set(key, OWNER, nx=True, ex=CLAIM_TTL):
         return registry.get(key) == OWNER.encode()
-    if must_be_empty and not registry.sismember(USED_BEFORE, number):
-        if redis.Redis.from_url(f"{REDIS_SERVER}/{number}", socket_timeout=5).dbsize():
-            registry.delete(key)  # someone else's data: not ours to flush
-            return False
+    if chosen:  # named by a variable: never picked by a run that claims on its own
+        registry.srem(USED_BEFORE, number)
+        registry.sadd(CHOSEN, number)
+        return True
+    if registry.sismember(CHOSEN, number) or (
+            not registry.sismember(USED_BEFORE, number)
+            and redis.Redis.from_url(f"{REDIS_SERVER}/{number}", socket_timeout=5).dbsize()):
+        registry.delete(key)  # someone's database: not ours to flush
+        return False
     registry.sadd(USED_BEFORE, number)
     return True
 
@@ -81,12 +93,16 @@ def _choose(variable):
     except Exception:  # no Redis: the tests that need it fail on their own, the others still run
         return given or f"{REDIS_SERVER}/15"
     if given:
-        number = int(given.rsplit("/", 1)[-1] or 0) if given.startswith(REDIS_SERVER) else None
-        if number is not None and _claim(registry, number, must_be_empty=False):
+        number = int(given.rsplit("/", 1)[-1] or 0) if given.startswith(REDIS_SERVER + "/") else None
+        if number is not None:
+            if not _claim(registry, number, chosen=True):
+                owner = (registry.get(CLAIM_PREFIX + str(number)) or b"?").decode()
+                raise DatabaseTaken(f"{variable}={given}: test run {owner} is using that database; "
+                                    "two runs on one database take each other's messages. Choose another.")
             _remember(number)
         return given
     for number in DATABASES:
-        if number not in _claimed and _claim(registry, number, must_be_empty=True):
+        if number not in _claimed and _claim(registry, number, chosen=False):
             _remember(number)
             return f"{REDIS_SERVER}/{number}"
     raise NoFreeDatabase(f"no free Redis database (1-15) on {REDIS_SERVER}: other test runs hold them; set "
