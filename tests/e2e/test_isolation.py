@@ -73,3 +73,10 @@ def test_a_run_killed_halfway_leaves_no_process_and_no_redis_claim(tmp_path):
     finally:
         if victim.poll() is None:
             victim.kill()
+
+
+def test_a_process_of_the_suite_dies_with_pytest_and_leads_its_own_group():
+    probe = ("import ctypes, os; r = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(r)); "  # PR_GET_PDEATHSIG
+             "print(r.value, os.getpgid(0) == os.getpid())")
+    done = isolation.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == [str(int(signal.SIGKILL)), "True"], done.stderr
