@@ -38,9 +38,11 @@ class Answer(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = self.buffer[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+            length = 0
+            for line in self.buffer[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length:]
@@ -150,14 +152,16 @@ def main():
             for name, run in zip(rows, (run_transport, run_threads, run_bare_aiohttp)):
                 rows[name].append(run(url, args.requests, args.concurrency))
         rates = {}
-        print(f"{args.requests} POSTs of {len(BODY)} bytes, {args.concurrency} in flight, best of {args.rounds}")
+        print(f"{args.requests} POSTs of {len(BODY)} bytes, {args.concurrency} in flight, "
+              f"best of {args.rounds}")
         for name, runs in rows.items():
             elapsed, cpu, failures = min(runs)
             rates[name] = args.requests / elapsed
             print(f"  {name:28} {rates[name]:8.0f} req/s   {cpu / args.requests * 1e6:6.0f} us CPU/req"
                   f"   {failures} not 200")
         ours, threads, bare = rates.values()
-        print(f"  ratio Transport / threads: {ours / threads:.1f}x;  Transport / bare aiohttp: {ours / bare:.2f}")
+        print(f"  ratio Transport / threads: {ours / threads:.1f}x;  "
+              f"Transport / bare aiohttp: {ours / bare:.2f}")
     finally:
         receiver.terminate()
         receiver.wait()

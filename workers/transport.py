@@ -167,7 +167,9 @@ class _ArmingConnector(aiohttp.TCPConnector):
 
 
 class Transport:
-    """Receivers' HTTP for one event loop: keep-alive pools, a cap per host and in total."""
+    """Receivers' HTTP for one event loop: keep-alive pools, a cap per host and in total.
+
+    Not thread-safe, and bound to the loop of its first ``send``: one per loop, closed there."""
 
     def __init__(self, settings, per_host=8, total=1000):
         if per_host < 1 or total < 1:
@@ -213,8 +215,10 @@ class Transport:
         return refusal
 
     def busy_hosts(self):
-        """"host:port" of every host whose per-host cap is fully used right now."""
-        return {f"{host}:{port}" for _, host, port in self._hosts.busy()}
+        """"host:port" ("[v6]:port" for IPv6) of every host whose per-host cap is fully used
+        right now: more of its deliveries would only wait here, so they can wait in the ledger."""
+        return {f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                for _, host, port in self._hosts.busy()}
 
     async def close(self):
         if self._session is not None:

@@ -77,10 +77,9 @@ class AsyncPeer:
         async with self.changed:
             self.changed.notify_all()
 
-    async def wait_for(self, predicate, what="condition"):
-        async with asyncio.timeout(WAIT):
-            async with self.changed:
-                await self.changed.wait_for(predicate)
+    async def wait_for(self, predicate):
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(predicate), WAIT)
 
     async def _serve(self, reader, writer):
         self.connections += 1
@@ -141,8 +140,8 @@ def run(scenario, settings=None, **transport_kwargs):
     async def main():
         sender = Transport(settings or make_settings(), **transport_kwargs)
         try:
-            async with asyncio.timeout(WAIT):  # a send that never returns fails the test, soon
-                return await scenario(sender)
+            # A send that never returns fails the test, soon.
+            return await asyncio.wait_for(scenario(sender), WAIT)
         finally:
             await sender.close()
     return asyncio.run(main())
@@ -246,7 +245,7 @@ def test_connection_refused():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
-        result = run(lambda sender: sender.send("POST", f"http://127.0.0.1:{port}/hook", body=b"", headers={}))
+        result = run(lambda sender: sender.send("POST", f"http://127.0.0.1:{port}/", body=b"", headers={}))
     assert (result.status_code, result.error_kind) == (None, "connection")
     assert "refused" in result.error_detail.lower() or "connect call failed" in result.error_detail.lower()
 
@@ -258,7 +257,7 @@ def test_connect_timeout():
         listener.listen(0)
         filler.connect(listener.getsockname())
         port = listener.getsockname()[1]
-        result = run(lambda sender: sender.send("POST", f"http://127.0.0.1:{port}/hook", body=b"", headers={}),
+        result = run(lambda sender: sender.send("POST", f"http://127.0.0.1:{port}/", body=b"", headers={}),
                      make_settings(connect_timeout=0.3, read_timeout=5))
     assert (result.status_code, result.error_kind) == (None, "timeout")
     assert "connect" in result.error_detail.lower()
@@ -343,7 +342,8 @@ def test_body_beyond_max_bytes_is_cut_and_the_connection_not_reused():
 def test_keep_alive_one_connection_for_sequential_requests():
     async def scenario(sender):
         async with AsyncPeer() as peer:
-            results = [await sender.send("POST", peer.url("/hook"), body=b"{}", headers={}) for _ in range(50)]
+            results = [await sender.send("POST", peer.url("/hook"), body=b"{}", headers={})
+                       for _ in range(50)]
             return results, peer.connections
     results, connections = run(scenario)
     assert [r.status_code for r in results] == [200] * 50

@@ -100,6 +100,15 @@ def test_host_caps_count_holders_and_forget_idle_keys():
     asyncio.run(scenario())
 
 
+def test_busy_hosts_names_host_and_port():
+    async def scenario():
+        sender = transport.Transport(make_settings(), per_host=1)
+        for url in ("http://a.test/", "https://a.test/", "http://[::1]:8080/", "http://b.test:81/"):
+            await sender._hosts.acquire(transport.host_key(yarl.URL(url)))
+        return sender.busy_hosts()
+    assert asyncio.run(scenario()) == {"a.test:80", "a.test:443", "[::1]:8080", "b.test:81"}
+
+
 def test_host_key_uses_default_ports():
     assert transport.host_key(yarl.URL("http://Example.com/x")) == ("http", "example.com", 80)
     assert transport.host_key(yarl.URL("https://example.com/x")) == ("https", "example.com", 443)
@@ -157,7 +166,8 @@ def test_ip_literals_are_refused_before_any_connection(no_connects, url, allowed
     assert "ALLOWED_NETWORKS" in result.error_detail
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/x", "http:///nohost", "http://exa mple.com/"])
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/x", "http:///nohost",
+                                 "http://exa mple.com/"])
 def test_bad_urls_are_connection_errors_not_exceptions(no_connects, url):
     async def scenario():
         sender = transport.Transport(make_settings())
