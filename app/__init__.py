@@ -38,8 +38,8 @@ def create_app(settings=None, publisher=None):
         },
     )
     if publisher is None:
-        from workers.producer import CeleryPublisher
-        publisher = CeleryPublisher(settings.broker_url, settings.batch_size)
+        from workers.producer import StreamPublisher
+        publisher = StreamPublisher(settings.broker_url)
     app.extensions["doo_webhooks"] = Services(
         settings=settings, engine=engine_for(settings.database_url), box=SecretBox(settings), publisher=publisher)
 

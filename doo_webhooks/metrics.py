@@ -58,11 +58,12 @@ TOKEN_FETCHES = Counter(
     "token_fetches", "Access-token requests to receivers' token endpoints, by result.", ["outcome"],
     namespace=NAMESPACE)
 
+CLAIMED = Counter(
+    "claimed", "Deliveries a worker claimed for an attempt, by lane (pending: first attempts of a "
+    "series; retrying: retries).", ["lane"], namespace=NAMESPACE)
+
 # --- scheduler ----------------------------------------------------------------------------
 
-DISPATCHED = Counter(
-    "dispatched", "Deliveries the scheduler enqueued (due retries, lost messages, released ones).",
-    namespace=NAMESPACE)
 LEASES_EXPIRED = Counter(
     "leases_expired", "Deliveries taken back from a worker that stopped mid-attempt.", namespace=NAMESPACE)
 
@@ -110,10 +111,13 @@ def token_fetched(outcome):
     TOKEN_FETCHES.labels(outcome).inc()
 
 
-def swept(enqueued, lost, buried):
-    """One dispatch_due run: enqueued deliveries, leases taken back, of which ``buried`` went dead."""
-    if enqueued:
-        DISPATCHED.inc(enqueued)
+def claimed(lane, count):
+    if count:
+        CLAIMED.labels(lane).inc(count)
+
+
+def swept(lost, buried):
+    """One dispatch_due run: leases taken back, of which ``buried`` went dead."""
     if lost:
         LEASES_EXPIRED.inc(lost)
     if buried:

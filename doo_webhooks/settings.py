@@ -100,8 +100,10 @@ SETTINGS = (
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
             "Redis for the token cache and single-flight locks. "
             "'memory://' keeps them in the process (embedded mode)."),
-    Setting("BROKER_URL", "redis://127.0.0.1:6379/0", str,
-            "Celery broker URL for the 'triggers' and 'deliveries' queues."),
+    Setting("BROKER_URL", "", str,
+            "Redis URL of the trigger intake (streams doo:triggers:*) and of Celery. Empty: "
+            "redis://127.0.0.1:6379/0 when DATABASE_URL is set; otherwise the embedded database "
+            "itself, so emit() on this machine reaches a running doo-webhooks standalone."),
     Setting("SECRET_KEYS", "", _keys,
             "Comma-separated Fernet keys, newest first, that encrypt client secrets at rest. "
             "Empty: a key is generated once into DATA_DIR/secret.key."),
@@ -131,11 +133,12 @@ SETTINGS = (
     Setting("REQUEUE_AFTER", "30", float,
             "Seconds after which a due delivery whose queue message never ran is enqueued again."),
     Setting("DISPATCH_INTERVAL", "1", float, "Seconds between two runs of the scheduler's dispatch_due."),
-    Setting("BATCH_SIZE", "20", int, "Most deliveries one deliver task claims and sends."),
-    Setting("ORDERING_DELAY", "0.5", float,
-            "Seconds a new delivery waits before its first attempt, so that every trigger of the "
-            "same entity that workers fan out at about the same time is stored before the first "
-            "is sent (per-entity order). 0 sends at once; order is then best effort across workers."),
+    Setting("BATCH_SIZE", "200", int, "Most deliveries a worker claims in one statement."),
+    Setting("SEND_CONCURRENCY", "1000", int,
+            "Most first attempts one worker process has in flight (retries get a quarter of "
+            "that on top, in a lane of their own)."),
+    Setting("HOST_CONCURRENCY", "100", int,
+            "Most requests one worker process has in flight to one receiver host (host and port)."),
     Setting("ORIGIN_API_KEY", "", str, "x-api-key sent to GraphQL origins."),
     Setting("ORIGIN_TOKEN", "", str, "Bearer token sent to GraphQL origins."),
     Setting("ORIGIN_URLS", "", _keys,
@@ -175,7 +178,8 @@ class Settings:
     requeue_after: float
     dispatch_interval: float
     batch_size: int
-    ordering_delay: float
+    send_concurrency: int
+    host_concurrency: int
     origin_api_key: str
     origin_token: str
     origin_urls: tuple
@@ -211,6 +215,8 @@ def from_env(environ=None):
     values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser()
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'doo-webhooks.sqlite3'}"
+        values["broker_url"] = values["broker_url"] or values["database_url"]  # embedded: no broker
+    values["broker_url"] = values["broker_url"] or "redis://127.0.0.1:6379/0"
     _check(values)
     return Settings(**values)
 
@@ -237,10 +243,9 @@ def _check(values):
     for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS", "REQUEUE_AFTER"):
         value = values[name.lower()]
         need(0 < value < 86400, name, "must be a number of seconds above 0 and below a day")
-    for name in ("BATCH_SIZE", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):
+    for name in ("BATCH_SIZE", "SEND_CONCURRENCY", "HOST_CONCURRENCY", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):
         need(values[name.lower()] >= 1, name, "must be at least 1")
     need(values["token_leeway"] >= 0, "TOKEN_LEEWAY", "must not be negative")
-    need(0 <= values["ordering_delay"] <= 60, "ORDERING_DELAY", "must be between 0 and 60 seconds")
     need(values["log_format"] in ("auto", "json", "text"), "LOG_FORMAT", "must be auto, json or text")
     need(values["log_level"].upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "LOG_LEVEL",
          "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")

@@ -1,12 +1,11 @@
 """Everything in one process for a bare machine: the API, a worker and the scheduler,
-on an SQLite file, with an in-process queue instead of a broker.
+on an SQLite file, with the database itself as the broker (workers.intake.DatabaseInbox).
 
-Nothing is lost by using an in-process queue: every delivery is a row first, and the
-scheduler re-enqueues what a stopped process left behind when it comes back.
+Nothing is lost: a trigger is a row of the inbox until the transaction that fans it out
+deletes it, every delivery is a row before it is sent, and what a stopped process left in
+flight is taken back when it comes back.
 """
 
-import concurrent.futures
-import datetime
 import json
 import logging
 import os
@@ -22,69 +21,41 @@ from doo_webhooks.crypto import new_secret
 from storage import queries
 from storage.db import utcnow
 from storage.migrate import upgrade
-from workers import delivery
-from workers import fanout
+from workers import intake
 from workers import scheduler
 from workers.context import WorkerContext
+from workers.engine import Engine
 
 log = logging.getLogger(__name__)
 
 
 class InlinePublisher:
-    """Runs fan-out and delivery batches on a thread pool of this process."""
+    """The embedded service's hand-over: triggers go to the database inbox (where ``emit()``
+    from other processes puts them too) and wake this process's intake; made-due rows wake
+    its send loop."""
 
-    def __init__(self, batch_size, threads=8):
-        self.batch_size = batch_size
-        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="worker")
-        self.ctx = None
-        self._waiting = {"triggers": 0, "deliveries": 0}
-        self._waiting_guard = threading.Lock()
+    def __init__(self, engine):
+        self.inbox = intake.DatabaseInbox(engine)
+        self.delivery_engine = None
 
     def trigger(self, record):
-        self._submit("triggers", self._fan_out, record)
+        self.triggers([record])
 
-    def deliveries(self, ids, countdown=None):
-        if countdown:
-            return  # held back for the ordering delay: the scheduler's next sweep sends them
-        for start in range(0, len(ids), self.batch_size):
-            self._submit("deliveries", delivery.deliver_batch, self.ctx, list(ids[start:start + self.batch_size]))
+    def triggers(self, records):
+        self.inbox.publish(records)
+        self.delivery_engine.nudge_intake()
 
-    def _submit(self, queue, fn, *args):
-        with self._waiting_guard:
-            self._waiting[queue] += 1
-        self.pool.submit(self._started, queue, fn, *args)
+    def deliveries(self, ids):
+        if ids:
+            self.nudge()
 
-    def _started(self, queue, fn, *args):
-        with self._waiting_guard:
-            self._waiting[queue] -= 1
-        self._guard(fn, *args)
+    def nudge(self):
+        self.delivery_engine.sender.nudge()
 
     def queue_depths(self):
-        """Work waiting for a thread, by queue: the broker's queue depth of this process (metrics)."""
-        with self._waiting_guard:
-            return dict(self._waiting)
-
-    def _fan_out(self, record):
-        delay = self.ctx.settings.ordering_delay
-        if delay:
-            now = utcnow()
-            fanout.fan_out(self.ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay),
-                           enqueued=False)
-            return  # the scheduler sends them once the ordering delay has passed
-        rest, claimed = fanout.fan_out_and_claim(self.ctx.engine, record, utcnow(),
-                                                 delivery.lease_seconds(self.ctx.settings), self.batch_size)
-        self.deliveries(rest)
-        delivery.send_claimed(self.ctx, claimed)
-
-    @staticmethod
-    def _guard(fn, *args):
-        try:
-            fn(*args)
-        except Exception:  # the rows stay; the scheduler enqueues them again
-            log.exception("background work failed")
-
-    def shutdown(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Triggers waiting for fan-out and deliveries in flight (metrics)."""
+        sender = self.delivery_engine.sender
+        return {"triggers": self.inbox.depth(), "deliveries": sum(sender.used.values())}
 
 
 def bootstrap_demo(engine, data_dir):
@@ -141,12 +112,11 @@ class Service:
     demo from a thread of its own. The port is open (``base``) once the constructor returns."""
 
     def __init__(self, settings, host, port):
-        # no Redis: tokens are cached and work is queued in this process
-        self.settings = settings = settings.replace(redis_url="memory://", broker_url="memory://")
+        # no Redis: tokens are cached in this process, triggers wait in the database's inbox
+        self.settings = settings = settings.replace(redis_url="memory://", broker_url=settings.database_url)
         upgrade(settings.database_url)
-        self.publisher = InlinePublisher(settings.batch_size)
-        self.ctx = WorkerContext.create(settings, self.publisher)
-        self.publisher.ctx = self.ctx
+        self.ctx = WorkerContext.create(settings, None)
+        self.publisher = self.ctx.publisher = InlinePublisher(self.ctx.engine)
         self.creds = bootstrap_demo(self.ctx.engine, settings.data_dir)
         with self.ctx.engine.begin() as conn:
             # this process is the only worker: whatever was in flight died with the last run
@@ -156,6 +126,9 @@ class Service:
                                   request_handler=_PlainRequestHandler)
         self.base = f"http://{host}:{self.server.server_port}"
         self.stopping = threading.Event()
+        self.delivery_engine = Engine(self.ctx, intake.InboxConsumer(self.ctx.engine))
+        self.publisher.delivery_engine = self.delivery_engine
+        self.delivery_engine.start()
         self.sweeper = threading.Thread(target=scheduler.run, args=(self.ctx, self.stopping), name="scheduler",
                                         daemon=True)
         self.sweeper.start()
@@ -172,7 +145,7 @@ class Service:
         """After ``serve_forever`` returned: let running work finish, drop what waits (its rows stay)."""
         self.stopping.set()
         self.sweeper.join(timeout=5)
-        self.publisher.shutdown()
+        self.delivery_engine.stop(timeout=5)
         self.ctx.pool.shutdown(wait=False, cancel_futures=True)
         self.server.server_close()
         log.info("stopped")

@@ -17,6 +17,7 @@ from storage.tables import attempts
 from storage.tables import credentials
 from storage.tables import deliveries
 from storage.tables import hooks
+from storage.tables import inbox
 from storage.tables import memberships
 from storage.tables import notifications
 from storage.tables import organizations
@@ -253,6 +254,35 @@ def insert_deliveries(conn, rows, trigger_pk):
     conn.execute(sa.update(triggers).where(triggers.c.id == trigger_pk).values(delivery_count=len(rows)))
 
 
+def store_triggers(conn, rows):
+    """Insert many triggers in one statement; a trigger_id stored before (or twice in ``rows``)
+    is left as it is. Returns {trigger_id: primary key} of the rows this call created."""
+    if not rows:
+        return {}
+    stmt = _insert(conn, triggers).values(rows).on_conflict_do_nothing(index_elements=["trigger_id"])
+    return dict(conn.execute(stmt.returning(triggers.c.trigger_id, triggers.c.id)).all())
+
+
+def add_to_inbox(conn, records, now):
+    """Queue trigger records (JSON texts) for an embedded service's intake."""
+    if records:
+        conn.execute(sa.insert(inbox), [{"record": text, "created_at": now} for text in records])
+
+
+def take_inbox(conn, limit):
+    """The oldest ``limit`` inbox rows (id, record), in the order they were added."""
+    return conn.execute(sa.select(inbox.c.id, inbox.c.record).order_by(inbox.c.id).limit(limit)).all()
+
+
+def drop_from_inbox(conn, ids):
+    if ids:
+        conn.execute(sa.delete(inbox).where(inbox.c.id.in_(ids)))
+
+
+def inbox_depth(conn):
+    return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
+
+
 # --- claiming, recording, dispatching ----------------------------------------------------
 
 def _not_blocked(d):
@@ -306,6 +336,30 @@ def claim(conn, ids, now, lease_seconds):
     return claimed_details(conn, claimed)
 
 
+def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
+    """Claim up to ``limit`` due, unblocked deliveries of one lane for one attempt each.
+
+    ``status`` is the lane: "pending" (first attempts of a series) or "retrying", so that a
+    storm of retries never takes the room first attempts need. Rows another worker holds
+    are skipped (SKIP LOCKED), and so are the ``skip_endpoints`` this worker cannot send to
+    now (their host is at its connection cap): their lease would run out while they wait.
+    The attempt is counted at claim time (see ``claim``). Returns claimed_details.
+    """
+    where = [deliveries.c.status == status, deliveries.c.next_attempt_at <= now,
+             _not_blocked(deliveries), _hook_enabled(deliveries)]
+    if skip_endpoints:
+        where.append(deliveries.c.endpoint.not_in(sorted(skip_endpoints)))
+    due = _locking(conn, sa.select(deliveries.c.id).where(*where)
+                   .order_by(deliveries.c.next_attempt_at).limit(limit))
+    claimed = conn.execute(
+        sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(status="in_flight", attempts=deliveries.c.attempts + 1,
+                lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now, enqueued_at=None)
+        .returning(deliveries.c.id)
+    ).scalars().all()
+    return claimed_details(conn, claimed)
+
+
 def claimed_details(conn, ids):
     """What sending needs of claimed deliveries: trigger, hook and group, in trigger order."""
     if not ids:
@@ -342,14 +396,25 @@ def blocked_keys(conn, keys, sequence, trigger_pk):
 
 
 def record(conn, outcomes):
-    """Write the attempts and the new delivery states of one batch.
+    """Write the attempts and the new delivery states of one batch; returns the ids that went
+    dead now.
 
     Each outcome is a dict: id, number, status, next_attempt_at, payload (or None to keep),
     last_status_code, last_error, delivered_at, now, and the attempt fields. A worker whose
     lease was taken over (the row is no longer in_flight at this attempt number) changes nothing.
+
+    Set-based: the deliveries in one statement (on PostgreSQL; SQLite, in-process, takes an
+    executemany), then the attempts in one multi-row INSERT (SQLAlchemy's insertmanyvalues).
+    The deliveries go first: a sweep taking back a lease (expire_leases) locks the delivery
+    before it writes its lost attempt, so this order never waits for it in a circle.
     """
     if not outcomes:
-        return
+        return []
+    outcomes = sorted(outcomes, key=lambda o: o["id"])
+    if conn.dialect.name == "postgresql":
+        buried = _record_deliveries_pg(conn, outcomes)
+    else:
+        buried = _record_deliveries(conn, outcomes)
     conn.execute(
         _insert(conn, attempts).on_conflict_do_nothing(index_elements=["delivery_id", "number"]),
         [{
@@ -359,10 +424,37 @@ def record(conn, outcomes):
             "response_excerpt": o.get("response_excerpt"), "request_headers": o.get("request_headers"),
         } for o in outcomes],
     )
+    _hook_health(conn, [o for o in outcomes if o.get("health") is not None])
+    return buried
+
+
+def _still_in_flight(d, number):
+    return sa.and_(d.c.status == "in_flight", d.c.attempts == number)
+
+
+def _record_deliveries_pg(conn, outcomes):
+    """One UPDATE ... FROM unnest(typed arrays) for the whole batch: a constant statement text
+    whatever the batch size, explicit types (a column of NULLs would be text in a VALUES list)."""
+    kinds = {"id": sa.String, "number": sa.Integer, "status": sa.String, "next_attempt_at": sa.DateTime,
+             "payload": sa.Text, "last_status_code": sa.Integer, "last_error": sa.String,
+             "delivered_at": sa.DateTime, "now": sa.DateTime}
+    v = _unnest("r", kinds, [{name: o.get(name) for name in kinds} for o in outcomes])
+    done = conn.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id == v.c.id, _still_in_flight(deliveries, v.c.number))
+        .values(status=v.c.status, next_attempt_at=v.c.next_attempt_at,
+                payload=sa.func.coalesce(deliveries.c.payload, v.c.payload),
+                last_status_code=v.c.last_status_code, last_error=v.c.last_error, delivered_at=v.c.delivered_at,
+                updated_at=v.c.now, lease_until=None, enqueued_at=None)
+        .returning(deliveries.c.id, deliveries.c.status)
+    ).all()
+    return sorted(row.id for row in done if row.status == "dead")
+
+
+def _record_deliveries(conn, outcomes):
     stmt = (
         sa.update(deliveries)
-        .where(deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "in_flight",
-               deliveries.c.attempts == sa.bindparam("b_number"))
+        .where(deliveries.c.id == sa.bindparam("b_id"), _still_in_flight(deliveries, sa.bindparam("b_number")))
         .values(
             status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"),
             payload=sa.func.coalesce(deliveries.c.payload, sa.bindparam("b_payload")),
@@ -384,33 +476,87 @@ def record(conn, outcomes):
     for p in params:
         if p["b_status"] == "dead":
             buried.extend(conn.execute(stmt.returning(deliveries.c.id), p).scalars())
-    _hook_health(conn, [o for o in outcomes if o.get("health") is not None])
     return buried
+
+
+#: last_failure_at is advanced only when it is this much older than a new failure. It feeds
+#: nothing but auto-disable (failing_hooks: failing since before DISABLE_AFTER ago and failed
+#: again since), so a value up to a minute stale can delay a disable by at most a minute,
+#: while a hook failing thousands of times a second gets its row written once a minute.
+HEALTH_GRANULARITY = datetime.timedelta(seconds=60)
 
 
 def _hook_health(conn, outcomes):
     """Track each hook's failing streak: a success ends it, a failure starts or extends it.
 
     Each outcome's ``health`` is True (success), False (a failure the receiver is answerable
-    for) or None (tells nothing; left out by the caller).
+    for) or None (tells nothing; left out by the caller). A hook with a success in the batch
+    counts as succeeded.
+
+    A hook's row is shared by every batch that sends to it, so this writes only what changes
+    (a success clears a streak that is there, a failure starts one that is not, last_failure_at
+    moves by HEALTH_GRANULARITY) and takes the rows' locks in hook id order: concurrent
+    batches then wait for each other at most, never in a circle. Most batches write nothing.
     """
-    succeeded = {o["hook_id"] for o in outcomes if o["health"]}
-    if succeeded:
-        conn.execute(sa.update(hooks).where(hooks.c.id.in_(succeeded)).values(failing_since=None))
-    failed = {}
+    health = {}
     for o in outcomes:
-        if not o["health"] and o["hook_id"] not in succeeded:
-            first, last = failed.get(o["hook_id"], (o["started_at"], o["started_at"]))
-            failed[o["hook_id"]] = (min(first, o["started_at"]), max(last, o["started_at"]))
-    if failed:
-        conn.execute(
-            sa.update(hooks).where(hooks.c.id == sa.bindparam("h_id")).values(
-                failing_since=sa.func.coalesce(hooks.c.failing_since, sa.bindparam("h_first")),
-                last_failure_at=sa.case(
-                    (sa.or_(hooks.c.last_failure_at.is_(None), hooks.c.last_failure_at < sa.bindparam("h_last")),
-                     sa.bindparam("h_last")),
-                    else_=hooks.c.last_failure_at)),
-            [{"h_id": hook_id, "h_first": first, "h_last": last} for hook_id, (first, last) in failed.items()])
+        ok, first, last = health.get(o["hook_id"], (False, o["started_at"], o["started_at"]))
+        health[o["hook_id"]] = (ok or bool(o["health"]), min(first, o["started_at"]), max(last, o["started_at"]))
+    if not health:
+        return
+    rows = [{"id": hook_id, "ok": ok, "first": first, "last": last, "stale": last - HEALTH_GRANULARITY}
+            for hook_id, (ok, first, last) in sorted(health.items())]
+    if conn.dialect.name == "postgresql":
+        _hook_health_pg(conn, rows)
+        return
+    h = {name: sa.bindparam(f"h_{name}", type_=kind) for name, kind in (
+        ("id", sa.Integer), ("ok", sa.Boolean), ("first", sa.DateTime), ("last", sa.DateTime), ("stale", sa.DateTime))}
+    conn.execute(
+        sa.update(hooks).where(hooks.c.id == h["id"], _health_changes(hooks, h)).values(_health_values(hooks, h)),
+        [{f"h_{k}": v for k, v in row.items()} for row in rows])
+
+
+def _health_changes(hk, v):
+    """Whether a hook's row needs writing for its batch outcome ``v`` (ok, first, last, stale)."""
+    return sa.or_(
+        sa.and_(v["ok"], hk.c.failing_since.is_not(None)),
+        sa.and_(sa.not_(v["ok"]), sa.or_(hk.c.failing_since.is_(None), hk.c.last_failure_at.is_(None),
+                                         hk.c.last_failure_at < v["stale"])))
+
+
+def _health_values(hk, v):
+    return {
+        "failing_since": sa.case((v["ok"], sa.null()), else_=sa.func.coalesce(hk.c.failing_since, v["first"])),
+        "last_failure_at": sa.case(
+            (sa.and_(sa.not_(v["ok"]), sa.or_(hk.c.last_failure_at.is_(None), hk.c.last_failure_at < v["last"])),
+             v["last"]),
+            else_=hk.c.last_failure_at),
+    }
+
+
+def _hook_health_pg(conn, rows):
+    """One statement. Its subquery locks the rows that change in id order (FOR NO KEY UPDATE
+    under ORDER BY locks in that order; it waits rather than skips, as a skipped row would
+    lose its update) and hands them with their batch outcome to the UPDATE. After a wait,
+    READ COMMITTED checks the row again, so a batch with nothing new to say writes nothing."""
+    kinds = {"id": sa.Integer, "ok": sa.Boolean, "first": sa.DateTime, "last": sa.DateTime, "stale": sa.DateTime}
+    v = _unnest("h", kinds, rows)
+    changing = (sa.select(hooks.c.id, v.c.ok, v.c.first, v.c.last)
+                .select_from(hooks.join(v, v.c.id == hooks.c.id))
+                .where(_health_changes(hooks, v.c)).order_by(hooks.c.id)
+                .with_for_update(key_share=True, of=hooks)).subquery("changing")
+    target = hooks.alias("target")
+    conn.execute(sa.update(target).where(target.c.id == changing.c.id).values(_health_values(target, changing.c)))
+
+
+def _unnest(prefix, kinds, rows):
+    """``unnest(CAST(:a AS type[]), ...) AS v(a, ...)``: a batch of rows as one table on
+    PostgreSQL, in a statement whose text does not grow with the batch."""
+    return sa.func.unnest(*(
+        sa.cast(sa.bindparam(f"{prefix}_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(kind)),
+                postgresql.ARRAY(kind))
+        for name, kind in kinds.items()
+    )).table_valued(*(sa.column(name, kind) for name, kind in kinds.items()), name="v").render_derived()
 
 
 def cancel(conn, ids, now):
@@ -427,9 +573,12 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
     went dead are appended to the list ``buried``, when one is given.
     """
     expired = sa.true() if every_lease else deliveries.c.lease_until < now
+    # oldest lease first, in a stable order; rows a worker is recording right now are skipped
+    # (SKIP LOCKED): its record will find them still in_flight and settle them itself
     lost = conn.execute(_locking(conn, sa.select(
         deliveries.c.id, deliveries.c.attempts, deliveries.c.attempt_base).where(
-        deliveries.c.status == "in_flight", expired).limit(limit))).all()
+        deliveries.c.status == "in_flight", expired)
+        .order_by(deliveries.c.lease_until, deliveries.c.id).limit(limit))).all()
     if not lost:
         return 0
     conn.execute(
@@ -633,7 +782,11 @@ def disable_hooks(conn, hook_ids, reason, now):
     the ids this call disabled."""
     if not hook_ids:
         return []
-    return conn.execute(sa.update(hooks).where(hooks.c.id.in_(hook_ids), hooks.c.disabled_at.is_(None))
+    # a hook's row is shared with every batch recording its health: lock in id order (see _hook_health)
+    chosen = sa.select(hooks.c.id).where(hooks.c.id.in_(sorted(set(hook_ids))), hooks.c.disabled_at.is_(None))
+    if conn.dialect.name == "postgresql":
+        chosen = chosen.order_by(hooks.c.id).with_for_update(key_share=True)
+    return conn.execute(sa.update(hooks).where(hooks.c.id.in_(chosen.scalar_subquery()), hooks.c.disabled_at.is_(None))
                         .values(disabled_at=now, disabled_reason=reason[:255]).returning(hooks.c.id)).scalars().all()
 
 
@@ -784,7 +937,8 @@ def hooks_for_types(conn, organization_ids, hook_types, group_id=None):
         where.append(g.c.id == group_id)
     return conn.execute(
         sa.select(hooks.c.id, hooks.c.group_id, hooks.c.type, hooks.c.endpoint, g.c.organization_id,
-                  g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"))
+                  g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"),
+                  hooks.c.disabled_at, hooks.c.disabled_reason)
         .select_from(hooks.join(g))
         .where(*where)
         .order_by(g.c.created_at, g.c.id, hooks.c.position)

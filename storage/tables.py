@@ -210,3 +210,13 @@ notifications = sa.Table(
     sa.Column("sent_at", sa.DateTime),
     sa.Index("ix_notifications_due", "status", "next_attempt_at"),
 )
+
+# Triggers waiting for fan-out in embedded mode (no broker): ``emit()`` from any process on
+# the machine and ``POST /v1/triggers`` add rows; standalone's intake takes them in id order
+# and deletes them in the transaction that stores their deliveries (workers.intake).
+inbox = sa.Table(
+    "inbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)

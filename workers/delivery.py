@@ -4,6 +4,7 @@ One batch is claimed in one statement and recorded in one; its requests go out
 concurrently, so a batch takes about as long as its slowest receiver.
 """
 
+import asyncio
 import datetime
 import json
 import logging
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"doo-webhooks/{__version__}"
 REDACTED = "[redacted]"
+TRIGGER_HEADER = "X-Doo-Trigger"
 
 # A PostgreSQL restart or failover must not cost the result of requests already sent.
 _db_retry = tenacity.retry(
@@ -46,7 +48,8 @@ def _claim(ctx, ids):
 
 
 @_db_retry
-def _record(ctx, outcomes, cancelled):
+def record_outcomes(ctx, outcomes, cancelled):
+    """Write one batch of outcomes (and cancellations) and the events they cause, in one transaction."""
     with ctx.engine.begin() as conn:
         now = utcnow()
         buried = queries.record(conn, outcomes)
@@ -73,7 +76,7 @@ def send_claimed(ctx, rows):
     live = [row for row in rows if row.group_deleted_at is None]
     outcomes = list(ctx.pool.map(lambda row: attempt(ctx, row), live)) if len(live) > 1 else \
         [attempt(ctx, row) for row in live]
-    _record(ctx, outcomes, cancelled)
+    record_outcomes(ctx, outcomes, cancelled)
     for outcome in outcomes:
         ctx.observe(outcome)
     return outcomes
@@ -83,6 +86,9 @@ def base_headers(row, body, signing_secret):
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT,
+        # which trigger this is, as GitHub's X-GitHub-Event and Shopify's X-Shopify-Topic say it:
+        # one receiver URL may take several types, and the body (the entity) does not tell
+        TRIGGER_HEADER: row.type,
         "webhook-id": row.id, "webhook-timestamp": timestamp,
     }
     if signing_secret:
@@ -90,50 +96,62 @@ def base_headers(row, body, signing_secret):
     return headers
 
 
-def attempt(ctx, row):
-    """One attempt at one claimed delivery; never raises, returns the outcome to record."""
-    started_at, started = utcnow(), time.monotonic()
-    settings = ctx.settings
-    session = http.session_for(settings)
-    outcome = {"id": row.id, "number": row.attempts, "hook_id": row.hook_id, "started_at": started_at,
-               "payload": None,
-               "last_status_code": None, "last_error": None, "error_detail": None,
-               "response_excerpt": None, "request_headers": None,
-               "trigger_id": row.trigger_id, "group_id": row.group_id, "received_at": row.received_at}
-    try:
-        payload = payloads.build(row, settings, session)
-        outcome["payload"] = payload
-        body = payload.encode("utf-8")
-        headers = base_headers(row, body, ctx.box.decrypt(row.signing_secret_enc))
-        auth = json.loads(row.authentication) if row.authentication else None
-        secret = ctx.box.decrypt(row.client_secret_enc) if auth else None
-        result, token = _send(ctx, session, row, body, headers, auth, secret)
-        if result.status_code == 401 and auth:
-            # The receiver no longer takes our token: drop it (unless another worker already
-            # replaced it) and try once more with a new one.
-            ctx.tokens.invalidate(auth, secret, token)
-            result, token = _send(ctx, session, row, body, headers, auth, secret)
-        outcome.update(
-            last_status_code=result.status_code, last_error=result.error_kind, error_detail=result.error_detail,
-            response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
-            request_headers=json.dumps(_redacted(headers, auth)),
-        )
-        if result.error_kind is None and not rules.is_success(result.status_code, settings.success_statuses):
-            outcome["last_error"] = "http_status"
-            if 300 <= result.status_code < 400 and result.headers.get("Location"):
-                outcome["error_detail"] = f"redirect not followed: Location {result.headers['Location']}"[:1000]
-        response_headers = result.headers
-    except payloads.OriginError as exc:
+def _new_outcome(row):
+    return {"id": row.id, "number": row.attempts, "hook_id": row.hook_id, "started_at": utcnow(),
+            "payload": None, "last_status_code": None, "last_error": None, "error_detail": None,
+            "response_excerpt": None, "request_headers": None,
+            "trigger_id": row.trigger_id, "group_id": row.group_id, "received_at": row.received_at}
+
+
+def _prepared(ctx, row, session):
+    """What goes out, before any token: (payload, body, headers, auth, client secret).
+    Raises payloads.OriginError when a GraphQL origin fails."""
+    payload = payloads.build(row, ctx.settings, session)
+    body = payload.encode("utf-8")
+    headers = base_headers(row, body, ctx.box.decrypt(row.signing_secret_enc))
+    auth = json.loads(row.authentication) if row.authentication else None
+    secret = ctx.box.decrypt(row.client_secret_enc) if auth else None
+    return payload, body, headers, auth, secret
+
+
+def _with_token(ctx, headers, auth, secret):
+    """The headers with the receiver's access token, and the token (None without OAuth)."""
+    if not auth:
+        return headers, None
+    token = ctx.tokens.get(auth, secret)
+    name, value = authorization_header(auth, token)
+    return {**headers, name: value}, token
+
+
+def _answered(outcome, result, headers, auth, settings):
+    """Put the receiver's answer into the outcome; returns its headers."""
+    outcome.update(
+        last_status_code=result.status_code, last_error=result.error_kind, error_detail=result.error_detail,
+        response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
+        request_headers=json.dumps(_redacted(headers, auth)),
+    )
+    if result.error_kind is None and not rules.is_success(result.status_code, settings.success_statuses):
+        outcome["last_error"] = "http_status"
+        if 300 <= result.status_code < 400 and result.headers.get("Location"):
+            outcome["error_detail"] = f"redirect not followed: Location {result.headers['Location']}"[:1000]
+    return result.headers
+
+
+def _failed(row, outcome, exc):
+    """Put an attempt that never got an answer into the outcome."""
+    if isinstance(exc, payloads.OriginError):
         outcome.update(last_error="origin_error", error_detail=str(exc)[:1000])
-        response_headers = {}
-    except TokenError as exc:
+    elif isinstance(exc, TokenError):
         kind = exc.kind if exc.kind == "ssrf_blocked" else "token_error"
         outcome.update(last_error=kind, error_detail=str(exc)[:1000], last_status_code=None)
-        response_headers = {}
-    except Exception as exc:  # a bug must cost an attempt, not the batch
-        log.exception("attempt failed unexpectedly", extra={"delivery_id": row.id})
+    else:  # a bug must cost an attempt, not the batch
+        log.error("attempt failed unexpectedly", exc_info=exc, extra={"delivery_id": row.id})
         outcome.update(last_error="internal_error", error_detail=f"{type(exc).__name__}: {exc}"[:1000])
-        response_headers = {}
+
+
+def _concluded(ctx, row, outcome, response_headers, started):
+    """Classify the attempt and decide what comes next; returns the outcome to record."""
+    settings = ctx.settings
     now = utcnow()
     success = outcome["last_error"] is None and rules.is_success(outcome["last_status_code"],
                                                                   settings.success_statuses)
@@ -150,21 +168,81 @@ def attempt(ctx, row):
         next_attempt_at=now + datetime.timedelta(seconds=delay) if delay is not None else now,
         delivered_at=now if status == "delivered" else None,
     )
-    log.info("attempt %s: %s", row.attempts, status, extra={
-        "trigger_id": row.trigger_id, "delivery_id": row.id, "group_id": row.group_id,
-        "attempt": row.attempts, "status_code": outcome["last_status_code"], "error_kind": outcome["last_error"]})
+    _log_attempt(row, outcome, delay)
     return outcome
 
 
+def _log_attempt(row, outcome, delay):
+    """Delivered attempts are the ledger's to record (a log line each would cost more than the
+    send at thousands a second); failures are worth a line, a dead letter or a disabled hook a
+    warning."""
+    status = outcome["status"]
+    if status == "delivered":
+        level, what = logging.DEBUG, "delivered"
+    elif outcome["disable_reason"]:
+        level, what = logging.WARNING, f"{outcome['disable_reason']}: hook disabled, the delivery waits for it"
+    elif status == "dead":
+        level, what = logging.WARNING, "dead after its last attempt (a dead letter now)"
+    else:
+        level, what = logging.INFO, f"failed, retrying in {delay:.0f}s"
+    if log.isEnabledFor(level):
+        log.log(level, "attempt %s: %s", row.attempts, what, extra={
+            "trigger_id": row.trigger_id, "delivery_id": row.id, "group_id": row.group_id,
+            "attempt": row.attempts, "status_code": outcome["last_status_code"],
+            "error_kind": outcome["last_error"]})
+
+
+def attempt(ctx, row):
+    """One attempt at one claimed delivery, on this thread; never raises, returns the outcome."""
+    started, outcome, response_headers = time.monotonic(), _new_outcome(row), {}
+    session = http.session_for(ctx.settings)
+    try:
+        payload, body, headers, auth, secret = _prepared(ctx, row, session)
+        outcome["payload"] = payload
+        result, token, sent = _send(ctx, session, row, body, headers, auth, secret)
+        if result.status_code == 401 and auth:
+            # The receiver no longer takes our token: drop it (unless another worker already
+            # replaced it) and try once more with a new one.
+            ctx.tokens.invalidate(auth, secret, token)
+            result, token, sent = _send(ctx, session, row, body, headers, auth, secret)
+        response_headers = _answered(outcome, result, sent, auth, ctx.settings)
+    except Exception as exc:
+        _failed(row, outcome, exc)
+    return _concluded(ctx, row, outcome, response_headers, started)
+
+
+async def attempt_async(ctx, transport, row):
+    """``attempt`` on an event loop: the request goes through ``transport`` (workers.transport);
+    what may block (a GraphQL origin, a token fetch) runs on the context's thread pool."""
+    loop = asyncio.get_running_loop()
+    started, outcome, response_headers = time.monotonic(), _new_outcome(row), {}
+    try:
+        if row.payload is None and row.origin_endpoint:
+            prepared = await loop.run_in_executor(
+                ctx.pool, lambda: _prepared(ctx, row, http.session_for(ctx.settings)))
+        else:
+            prepared = _prepared(ctx, row, None)
+        payload, body, headers, auth, secret = prepared
+        outcome["payload"] = payload
+        for last_try in (False, True):
+            sent, token = await loop.run_in_executor(ctx.pool, _with_token, ctx, headers, auth, secret) \
+                if auth else (headers, None)
+            result = await transport.send(row.method, row.endpoint, body=body, headers=sent,
+                                          max_bytes=ctx.settings.response_excerpt_bytes)
+            if last_try or not (result.status_code == 401 and auth):
+                break
+            ctx.tokens.invalidate(auth, secret, token)  # as in attempt(): once more with a new token
+        response_headers = _answered(outcome, result, sent, auth, ctx.settings)
+    except Exception as exc:
+        _failed(row, outcome, exc)
+    return _concluded(ctx, row, outcome, response_headers, started)
+
+
 def _send(ctx, session, row, body, headers, auth, secret):
-    headers, token = dict(headers), None
-    if auth:
-        token = ctx.tokens.get(auth, secret)
-        name, value = authorization_header(auth, token)
-        headers[name] = value
-    result = http.send(session, row.method, row.endpoint, body=body, headers=headers,
+    sent, token = _with_token(ctx, headers, auth, secret)
+    result = http.send(session, row.method, row.endpoint, body=body, headers=sent,
                        timeouts=ctx.settings.timeouts, max_bytes=ctx.settings.response_excerpt_bytes)
-    return result, token
+    return result, token, sent
 
 
 def _redacted(headers, auth):

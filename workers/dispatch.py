@@ -1,10 +1,10 @@
-"""dispatch_due: the scheduler's sweep that makes the database, not the broker, the source of truth.
+"""dispatch_due: the scheduler's sweep over the ledger.
 
-Each run takes back deliveries whose worker died (expired lease), then enqueues every due,
-unblocked delivery that has no live message: retries whose time has come, messages lost in
-the broker, deliveries released by the one before them. It also disables the hooks that
-have failed every attempt for DISABLE_AFTER seconds (one indexed query). Claims use SKIP LOCKED on
-PostgreSQL, so several schedulers may run at once without sending anything twice.
+Workers claim due deliveries themselves (workers.sender); the sweep handles what no worker
+will: it takes back deliveries whose worker died mid-attempt (expired lease: the lost
+attempt is recorded, then the row is retried or buried) and disables the hooks that have
+failed every attempt for DISABLE_AFTER seconds (one indexed query). Rows are taken with
+SKIP LOCKED on PostgreSQL, so several schedulers may run at once.
 """
 
 import logging
@@ -19,14 +19,14 @@ SWEEP_LIMIT = 1000
 
 
 def dispatch_due(ctx, limit=SWEEP_LIMIT):
-    """One sweep; returns how many deliveries were enqueued."""
+    """One sweep; returns how many deliveries were taken back from workers that died."""
     settings = ctx.settings
     buried = []
     with ctx.engine.begin() as conn:
         now = utcnow()
         lost = queries.expire_leases(conn, now, settings.max_attempts, buried=buried)
         notifications.exhausted(conn, buried, now)
-    metrics.swept(0, lost, len(buried))
+    metrics.swept(lost, len(buried))
     if lost:
         log.warning("took back %d delivery(ies) whose worker stopped mid-attempt", lost)
     # endpoint health: hooks failing every attempt for DISABLE_AFTER seconds are disabled
@@ -34,14 +34,6 @@ def dispatch_due(ctx, limit=SWEEP_LIMIT):
         disabled = notifications.auto_disable(conn, utcnow(), settings.disable_after)
     if disabled:
         log.warning("disabled %d hook(s) failing for %ss", len(disabled), settings.disable_after)
-    enqueued = 0
-    while True:
-        with ctx.engine.begin() as conn:
-            ids = queries.take_due(conn, utcnow(), settings.requeue_after, limit)
-        # after the commit: a message must never point at a row another sweep may still change
-        if ids:
-            ctx.publisher.deliveries(ids)
-            metrics.swept(len(ids), 0, 0)
-        enqueued += len(ids)
-        if len(ids) < limit:
-            return enqueued
+    if lost:
+        ctx.publisher.nudge()  # the send loops may claim these retries at once
+    return lost

@@ -15,12 +15,11 @@ after a newer one.
 """
 
 import datetime
-import uuid
 
 from schemas.types import TYPES
 from storage import queries
-from workers.fanout import ordering_key
-from workers.fanout import sequence_of
+from workers import matching
+from workers.matching import in_scope  # noqa: F401  (initialization's scope rule is fan-out's)
 
 DEFAULT_RATE = 50
 MAX_RATE = 50
@@ -29,16 +28,6 @@ MAX_RATE = 50
 def types_of(entity_kind):
     """Every webhook type that carries this kind of entity (doo's default for ``webhook_type``)."""
     return [t for t, kind in TYPES.items() if kind == entity_kind]
-
-
-def in_scope(hook, snapshot):
-    """The group's scope takes the entity: the whole organization, its event, or its event guide."""
-    if hook.organization_id != snapshot.organization_id:
-        return False
-    if hook.group_event_id is None and hook.group_event_guide_id is None:
-        return True
-    return ((hook.group_event_id is not None and hook.group_event_id == snapshot.event_id)
-            or (hook.group_event_guide_id is not None and hook.group_event_guide_id == snapshot.event_guide_id))
 
 
 def spacing(rate):
@@ -52,15 +41,9 @@ def plan(snapshots, hooks, start, rate, now):
         for hook in hooks:
             if not in_scope(hook, snapshot):
                 continue
-            rows.append({
-                "id": str(uuid.uuid4()), "trigger_pk": snapshot.id, "hook_id": hook.id, "group_id": hook.group_id,
-                "organization_id": snapshot.organization_id, "type": hook.type, "endpoint": hook.endpoint,
-                "entity_kind": snapshot.entity_kind, "entity_id": snapshot.entity_id,
-                "ordering_key": ordering_key(hook.group_id, hook.endpoint, snapshot.entity_kind, snapshot.entity_id),
-                "sequence": sequence_of(snapshot.occurred_at), "status": "pending", "attempts": 0,
-                "attempt_base": 0, "source": "init", "next_attempt_at": start + len(rows) * step,
-                "enqueued_at": None, "created_at": now, "updated_at": now,
-            })
+            rows.append(matching.delivery_row(
+                hook, snapshot.id, snapshot.organization_id, snapshot.entity_kind, snapshot.entity_id,
+                snapshot.occurred_at, now, source="init", next_attempt_at=start + len(rows) * step))
     return rows
 
 

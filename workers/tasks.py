@@ -1,18 +1,19 @@
-"""The Celery face: thin tasks that call the plain functions of fanout, delivery and dispatch."""
+"""The Celery face: the worker process's delivery engine as a Celery bootstep, and thin tasks
+for the messages of the Celery queues (from producers of earlier versions, or an operator)."""
 
-import datetime
 import functools
 import logging
 
 import sqlalchemy.exc
+from celery import bootsteps
 
 from doo_webhooks import settings as settings_module
-from storage.db import utcnow
 from workers import delivery
-from workers import fanout
+from workers import intake
 from workers.celery_app import app
 from workers.context import WorkerContext
-from workers.producer import CeleryPublisher
+from workers.engine import Engine
+from workers.producer import StreamPublisher
 from workers.queues import DELIVER
 from workers.queues import FAN_OUT
 
@@ -22,7 +23,30 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=1)
 def context():
     settings = settings_module.from_env()
-    return WorkerContext.create(settings, CeleryPublisher(settings.broker_url, settings.batch_size))
+    return WorkerContext.create(settings, StreamPublisher(settings.broker_url))
+
+
+class DeliveryEngine(bootsteps.StartStopStep):
+    """Runs workers.engine.Engine (intake and send loops) for as long as the Celery worker
+    runs; a warm shutdown lets what is in flight finish and be recorded."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.engine = None
+
+    def start(self, worker):
+        self.engine = Engine.for_streams(context()).start()
+        log.info("delivery engine started")
+
+    def stop(self, worker):
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+
+
+app.steps["worker"].add(DeliveryEngine)
 
 
 # A trigger exists only in its message until fan_out commits: on a database outage the
@@ -30,25 +54,11 @@ def context():
 @app.task(name=FAN_OUT, bind=True, autoretry_for=(sqlalchemy.exc.OperationalError,),
           retry_backoff=2, retry_backoff_max=60, max_retries=None)
 def fan_out(self, record):
-    ctx = context()
-    delay = ctx.settings.ordering_delay
-    if delay:
-        # Held back for the ordering delay, then sent by a short countdown message (the
-        # scheduler picks them up too, should that message be lost).
-        now = utcnow()
-        ids = fanout.fan_out(ctx.engine, record, now, first_attempt_at=now + datetime.timedelta(seconds=delay))
-        ctx.publisher.deliveries(ids, countdown=delay)
-        return
-    # No delay: the first batch is claimed by the fan-out's own transaction and sent right
-    # here, with no broker round trip and no claim transaction.
-    rest, claimed = fanout.fan_out_and_claim(ctx.engine, record, utcnow(), delivery.lease_seconds(ctx.settings),
-                                             claim_limit=ctx.settings.batch_size)
-    if rest:
-        ctx.publisher.deliveries(rest)
-    delivery.send_claimed(ctx, claimed)
+    """A trigger sent as a Celery message (how producers before the streams sent them)."""
+    intake.fan_out_batch(context().engine, [record])
 
 
 @app.task(name=DELIVER)
 def deliver(ids):
-    # Nothing to retry here: a batch that fails before recording leaves its rows to the scheduler.
+    """One attempt for each due delivery among ``ids``, on this task's thread."""
     delivery.deliver_batch(context(), ids)

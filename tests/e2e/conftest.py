@@ -16,7 +16,7 @@ from tests.support.processes import Process
 from tests.support.processes import environment
 from tests.support.servers import Peer
 from tests.support.tenants import Tenant
-from workers.producer import CeleryPublisher
+from workers.producer import StreamPublisher
 from workers.producer import emit
 
 # Another Redis database lets two test runs share one Redis without taking each other's messages.
@@ -31,7 +31,7 @@ class Pipeline:
             "DOO_WEBHOOKS_RETRY_SCHEDULE": "0.1", "DOO_WEBHOOKS_RETRY_JITTER": "0",
             "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.1", "DOO_WEBHOOKS_REQUEUE_AFTER": "1",
             "DOO_WEBHOOKS_CONNECT_TIMEOUT": "1", "DOO_WEBHOOKS_READ_TIMEOUT": "1", "DOO_WEBHOOKS_LEASE_SECONDS": "1",
-            "DOO_WEBHOOKS_SECRET_KEYS": TEST_KEY, "DOO_WEBHOOKS_LOG_FORMAT": "json", "DOO_WEBHOOKS_ORDERING_DELAY": "0.2",
+            "DOO_WEBHOOKS_SECRET_KEYS": TEST_KEY, "DOO_WEBHOOKS_LOG_FORMAT": "json",
             "DOO_WEBHOOKS_DATA_DIR": str(tmp_path),
         }
         self.env.update({f"DOO_WEBHOOKS_{k.upper()}": str(v) for k, v in overrides.items()})
@@ -39,7 +39,7 @@ class Pipeline:
         self.engine = engine_for(database_url)
         self.tmp_path = tmp_path
         self.processes = []
-        self.app = create_app(self.settings, publisher=CeleryPublisher(BROKER, self.settings.batch_size))
+        self.app = create_app(self.settings, publisher=StreamPublisher(BROKER))
         self.client = self.app.test_client()
         self.tenant = Tenant(self.engine, self.client)
 

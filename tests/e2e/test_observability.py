@@ -82,7 +82,8 @@ def test_metrics_move_in_a_pipeline_run(pipeline_factory, peer):
     assert metric(text, "doo_webhooks_delivery_latency_seconds_sum") > 0
     assert metric(text, "doo_webhooks_token_fetches_total", outcome="ok") == 1  # cached for the rest
 
-    text = wait_metric(scheduler_url + "/metrics", "doo_webhooks_dispatched_total", 3)  # the retries
+    assert metric(text, "doo_webhooks_claimed_total", lane="pending") == 3  # three first attempts
+    assert metric(text, "doo_webhooks_claimed_total", lane="retrying") == 3  # the dead one's retries
     assert wait_http(scheduler_url + "/readyz").json() == {"status": "ok", "checks": {"database": "ok",
                                                                                       "broker": "ok"}}
 

@@ -22,6 +22,13 @@ class Recorded:
         return dict(urllib.parse.parse_qsl(self.body.decode()))
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of new connections from the send
+    # loop (up to HOST_CONCURRENCY at once) overflowed it, and the dropped SYNs came back as
+    # one-second connect timeouts
+    request_queue_size = 1024
+
+
 class Peer:
     """An HTTP server whose answers come from ``routes[path](recorded) -> (status, headers, body)``."""
 
@@ -59,7 +66,7 @@ class Peer:
 
             do_POST = do_PUT = do_PATCH = do_GET = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -81,13 +81,15 @@ def test_a_broken_outcome_is_logged_not_raised(caplog):
 def test_token_fetches_and_sweeps():
     with Delta(("doo_webhooks_token_fetches_total", {"outcome": "ok"}),
                ("doo_webhooks_token_fetches_total", {"outcome": "timeout"}),
-               ("doo_webhooks_dispatched_total", {}), ("doo_webhooks_leases_expired_total", {}),
+               ("doo_webhooks_claimed_total", {"lane": "retrying"}), ("doo_webhooks_leases_expired_total", {}),
                ("doo_webhooks_dead_letters_total", {"reason": "worker_lost"}),
                ("doo_webhooks_deliveries_total", {"outcome": "dead", "status_class": "none"})) as delta:
         metrics.token_fetched("ok")
         metrics.token_fetched("timeout")
-        metrics.swept(5, 3, 1)
-        metrics.swept(0, 0, 0)
+        metrics.claimed("retrying", 5)
+        metrics.claimed("retrying", 0)
+        metrics.swept(3, 1)
+        metrics.swept(0, 0)
     assert delta.moved == [1, 1, 5, 3, 1, 1]
 
 

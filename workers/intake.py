@@ -1,0 +1,257 @@
+"""The trigger intake: how triggers travel from the platform to fan-out, in order per entity.
+
+A trigger is published to one of ``PARTITIONS`` Redis streams, chosen by its entity, so
+all triggers of one entity queue in one stream in the order they were emitted. At any
+moment one worker owns a partition (a short Redis lock): it takes the next batch, fans it
+out in one transaction, acknowledges it and lets go. An earlier trigger of an entity is
+therefore always stored before a later one, and the claim rule (a delivery waits while an
+earlier one of its entity and receiver is owed) keeps their deliveries in order without
+waiting on a clock.
+
+At least once: an entry leaves the stream only after the transaction that stored it
+committed. A worker killed mid-batch leaves its entries pending in the stream's consumer
+group; whoever owns the partition next reads those pending entries before any new one
+(the consumer name is shared, the lock makes it exclusive), and fan-out is idempotent by
+trigger_id. Redis data lost (a restart without AOF) takes the not yet fanned-out
+triggers with it: run Redis with appendonly, as docker-compose.yml does.
+
+Embedded mode (standalone, no Redis) uses ``DatabaseInbox``: a table in the service's own
+database, taken and deleted in the same transaction that fans the triggers out.
+"""
+
+import json
+import logging
+import uuid
+import zlib
+
+import redis
+import sqlalchemy.exc
+
+from storage import queries
+from storage.db import utcnow
+from workers.fanout import fan_out_many
+
+log = logging.getLogger(__name__)
+
+#: Streams the triggers are spread over. Changing it while triggers wait would let two
+#: triggers of one entity sit in different streams: drain the intake first.
+PARTITIONS = 16
+PREFIX = "doo:triggers"
+GROUP = "fan-out"
+#: One consumer name for every worker: the partition lock makes it one worker at a time, and
+#: the next owner sees the pending entries of a previous owner that died.
+CONSUMER = "owner"
+LOCK_SECONDS = 10
+BATCH = 500
+REJECTED = f"{PREFIX}:rejected"
+#: a message here wakes every worker's send loop: rows became due outside its own fan-out
+NUDGE_CHANNEL = "doo:due"
+
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def partition_of(record):
+    """The stream of a trigger: the same for every trigger of one entity."""
+    key = f"{record['organization_id']}:{record['entity_kind']}:{record['entity_id']}"
+    return zlib.crc32(key.encode()) % PARTITIONS
+
+
+def encode(record):
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def fan_out_batch(engine, records):
+    """Fan ``records`` out in one transaction; returns the new delivery rows."""
+    with engine.begin() as conn:
+        return fan_out_many(conn, records, utcnow())
+
+
+class RedisStreams:
+    """Publishing to and consuming from the partitioned trigger streams."""
+
+    def __init__(self, url):
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
+                                          health_check_interval=30)
+        self.keys = [f"{PREFIX}:{p}" for p in range(PARTITIONS)]
+
+    def publish(self, records):
+        """XADD every record to its partition, in one round trip, in the order given."""
+        pipe = self.redis.pipeline(transaction=False)
+        for record in records:
+            pipe.xadd(self.keys[partition_of(record)], {"r": encode(record)})
+        pipe.execute()
+
+    def depth(self):
+        """Triggers waiting for fan-out (taken but unacknowledged ones included)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.keys:
+            pipe.xlen(key)
+        return sum(pipe.execute())
+
+    def ensure_groups(self):
+        for key in self.keys:
+            try:
+                self.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+
+class StreamConsumer:
+    """A worker's intake loop: own a partition, fan out its next batch, let go, next one."""
+
+    def __init__(self, streams, engine, on_fanned_out=None, batch=BATCH):
+        self.streams = streams
+        self.engine = engine
+        self.on_fanned_out = on_fanned_out or (lambda rows: None)
+        self.batch = batch
+        self.token = uuid.uuid4().hex
+        self._release = streams.redis.register_script(_RELEASE)
+        self._start = 0
+
+    def run(self, stop):
+        """Until ``stop`` (a threading.Event) is set; Redis or database outages are waited out."""
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                if not self.poll():
+                    self.wait()
+                pause = 0.1
+            except (redis.ConnectionError, redis.TimeoutError, sqlalchemy.exc.OperationalError) as exc:
+                log.warning("intake paused: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                stop.wait(pause)
+                pause = min(pause * 2, 5)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("the trigger streams' consumer group is gone (Redis lost its data?): recreating it")
+                self.streams.ensure_groups()
+
+    def poll(self):
+        """One round over the partitions that hold entries; returns how many triggers it stored."""
+        pipe = self.streams.redis.pipeline(transaction=False)
+        for key in self.streams.keys:
+            pipe.xlen(key)
+        lengths = pipe.execute()
+        self._start = (self._start + 1) % PARTITIONS  # no partition always first
+        done = 0
+        for offset in range(PARTITIONS):
+            partition = (self._start + offset) % PARTITIONS
+            if lengths[partition]:
+                done += self.take(partition)
+        return done
+
+    def wait(self, timeout_ms=1000):
+        """Block until a trigger is added to any partition (or ``timeout_ms`` passes)."""
+        ids = {}
+        pipe = self.streams.redis.pipeline(transaction=False)
+        for key in self.streams.keys:
+            pipe.xrevrange(key, count=1)
+        for key, last in zip(self.streams.keys, pipe.execute()):
+            # a partition that still holds entries is owned by another worker right now: wait
+            # for entries after them, not for them
+            ids[key] = last[0][0] if last else "0-0"
+        self.streams.redis.xread(ids, count=1, block=timeout_ms)
+
+    def take(self, partition):
+        """Fan out the next batch of one partition if no other worker owns it now."""
+        key = self.streams.keys[partition]
+        lock = f"{key}:owner"
+        r = self.streams.redis
+        if not r.set(lock, self.token, nx=True, px=LOCK_SECONDS * 1000):
+            return 0
+        try:
+            entries = self._read(key, "0") or self._read(key, ">")
+            if not entries:
+                return 0
+            rows = self._fan_out(key, entries)
+            ids = [entry_id for entry_id, _ in entries]
+            pipe = r.pipeline(transaction=False)
+            pipe.xack(key, GROUP, *ids)
+            pipe.xdel(key, *ids)
+            pipe.execute()
+        finally:
+            self._release(keys=[lock], args=[self.token])
+        self.on_fanned_out(rows)
+        return len(entries)
+
+    def _read(self, key, start):
+        answer = self.streams.redis.xreadgroup(GROUP, CONSUMER, {key: start}, count=self.batch)
+        return [(entry_id, fields) for _, entries in answer or () for entry_id, fields in entries if fields]
+
+    def _fan_out(self, key, entries):
+        records = [json.loads(fields[b"r"]) for _, fields in entries]
+        try:
+            return fan_out_batch(self.engine, records)
+        except sqlalchemy.exc.OperationalError:
+            raise  # the database is away: the entries stay pending for the next owner
+        except Exception:
+            # One bad message must not hold its partition up forever: store the others one by
+            # one, and set the one that cannot be stored aside, with the reason, for an operator.
+            log.exception("a batch of %d trigger(s) failed to fan out; trying them one by one", len(records))
+            rows = []
+            for (entry_id, fields), record in zip(entries, records):
+                try:
+                    rows += fan_out_batch(self.engine, [record])
+                except sqlalchemy.exc.OperationalError:
+                    raise
+                except Exception as exc:
+                    log.error("trigger set aside in %s: %s", REJECTED, exc,
+                              extra={"trigger_id": record.get("trigger_id")})
+                    self.streams.redis.xadd(REJECTED, {"r": fields[b"r"], "error": repr(exc)[:1000],
+                                                       "stream": key, "id": entry_id})
+            return rows
+
+
+class DatabaseInbox:
+    """The embedded service's intake: triggers wait in its own database (table ``inbox``), so
+    ``emit()`` from any process on the machine reaches it without a broker."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def publish(self, records):
+        with self.engine.begin() as conn:
+            queries.add_to_inbox(conn, [encode(record) for record in records], utcnow())
+
+    def depth(self):
+        with self.engine.begin() as conn:
+            return queries.inbox_depth(conn)
+
+
+class InboxConsumer:
+    """Takes inbox rows in the order they were added and fans them out in the same
+    transaction that deletes them: each trigger is stored exactly once."""
+
+    def __init__(self, engine, on_fanned_out=None, batch=BATCH, poll_seconds=0.05):
+        self.engine = engine
+        self.on_fanned_out = on_fanned_out or (lambda rows: None)
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.nudged = None
+
+    def run(self, stop, nudged):
+        """Until ``stop``; ``nudged`` (an Event) cuts the wait short when this process added triggers."""
+        self.nudged = nudged
+        pause = self.poll_seconds
+        while not stop.is_set():
+            try:
+                if self.poll():
+                    pause = self.poll_seconds
+                    continue
+            except sqlalchemy.exc.OperationalError as exc:
+                log.warning("intake paused: %s", str(exc).splitlines()[0])
+                pause = min(pause * 2, 5)
+            nudged.wait(pause)
+            nudged.clear()
+
+    def poll(self):
+        with self.engine.begin() as conn:
+            taken = queries.take_inbox(conn, self.batch)
+            if not taken:
+                return 0
+            rows = fan_out_many(conn, [json.loads(row.record) for row in taken], utcnow())
+            queries.drop_from_inbox(conn, [row.id for row in taken])
+        self.on_fanned_out(rows)
+        return len(taken)
+

@@ -1,0 +1,190 @@
+"""The send loop: claim due deliveries from the ledger in batches, send them on asyncio,
+record their outcomes in batches.
+
+The ledger, not a message per delivery, says what is due: a worker claims a batch of due,
+unblocked rows (SKIP LOCKED, so workers take disjoint rows) whenever it has room, when
+nudged (its own fan-out stored new rows, or another process asked) or every
+DISPATCH_INTERVAL. Sends are sockets on one event loop, not threads, capped per receiver
+host (workers.transport), so slow receivers never hold up healthy ones; and a receiver
+host at its cap is left out of the next claim, so no lease runs out while a row waits.
+
+First attempts and retries are separate lanes with room of their own (retries a quarter of
+the first attempts'), so a storm of retries never starves first attempts (as Hook0 does).
+
+Outcomes are written a batch at a time (workers.delivery.record_outcomes: one transaction, one
+statement per table); a claimed row counts against its lane until its outcome is written,
+which bounds how far sending may run ahead of the ledger.
+"""
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+
+from doo_webhooks import metrics
+from storage import queries
+from storage.db import utcnow
+from workers import delivery
+from workers.transport import Transport
+from workers.transport import host_key
+
+log = logging.getLogger(__name__)
+
+LANES = ("pending", "retrying")
+SUMMARY_SECONDS = 10
+
+
+class Sender:
+    """One process's send loop. ``run`` blocks (give it a thread); ``nudge`` and ``stop``
+    may be called from any thread."""
+
+    def __init__(self, ctx, capacity=None, per_host=None, claim_batch=None):
+        settings = ctx.settings
+        self.ctx = ctx
+        capacity = capacity or settings.send_concurrency
+        self.room = {"pending": capacity, "retrying": max(1, capacity // 4)}
+        self.used = {lane: 0 for lane in LANES}  # claimed and not yet recorded
+        self.claim_batch = claim_batch or settings.batch_size
+        self.transport = Transport(settings, per_host=per_host or settings.host_concurrency,
+                                   total=sum(self.room.values()))
+        self.sending = collections.Counter()  # endpoint -> requests in flight
+        self.outcomes, self.cancelled = [], []
+        self.counts = collections.Counter()
+        self.loop = self._wake = self._recorded = self._flush = None
+        self._stopping = False
+
+    # --- from other threads ------------------------------------------------------------
+
+    def nudge(self):
+        """New rows may be due: claim now rather than at the next poll."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def stop(self):
+        self._stopping = True
+        self.nudge()
+
+    def run(self, drain_seconds=30):
+        asyncio.run(self._main(drain_seconds))
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _main(self, drain_seconds):
+        self.loop = asyncio.get_running_loop()
+        self._wake, self._recorded, self._flush = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        ledger = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="ledger")
+        recorder = asyncio.create_task(self._recorder(ledger))
+        tasks = set()
+        pause, summary_at = self.ctx.settings.dispatch_interval, time.monotonic() + SUMMARY_SECONDS
+        try:
+            while not self._stopping:
+                try:
+                    full = await self._claim_round(ledger, tasks)
+                    pause = self.ctx.settings.dispatch_interval
+                except Exception as exc:  # the database is away: try again, slower each time
+                    log.warning("claiming deliveries failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                    full, pause = False, min(pause * 2, 5)
+                if time.monotonic() >= summary_at:
+                    self._summary()
+                    summary_at = time.monotonic() + SUMMARY_SECONDS
+                if full:
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), pause)
+                except asyncio.TimeoutError:
+                    pass
+            # stopping: what is in flight finishes (bounded by the timeouts) and is recorded
+            if tasks:
+                await asyncio.wait(tasks, timeout=drain_seconds)
+            while self.outcomes or self.cancelled:
+                self._recorded.clear()
+                await asyncio.wait_for(self._recorded.wait(), drain_seconds)
+        finally:
+            recorder.cancel()
+            await self.transport.close()
+            ledger.shutdown(wait=True)
+            self._summary()
+
+    async def _claim_round(self, ledger, tasks):
+        """Claim what each lane has room for and start sending it; True when a lane's claim
+        came back full (more may be due right now)."""
+        full = False
+        for lane in LANES:
+            room = self.room[lane] - self.used[lane]
+            if room <= 0:
+                continue
+            limit = min(room, self.claim_batch)
+            rows = await self.loop.run_in_executor(ledger, self._claim, lane, limit, self._busy_endpoints())
+            full = full or (len(rows) == limit and room > limit)
+            metrics.claimed(lane, len(rows))
+            for row in rows:
+                self.used[lane] += 1
+                if row.group_deleted_at is not None:
+                    self.cancelled.append((lane, row.id))
+                    continue
+                task = asyncio.create_task(self._send(lane, row))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        if self.outcomes or self.cancelled:
+            self._recorded.clear()
+            self._flush.set()
+        return full
+
+    def _claim(self, lane, limit, skip_endpoints):
+        with self.ctx.engine.begin() as conn:
+            return queries.claim_due(conn, utcnow(), delivery.lease_seconds(self.ctx.settings), limit, lane,
+                                     skip_endpoints)
+
+    def _busy_endpoints(self):
+        busy = self.transport.busy_hosts()
+        if not busy:
+            return ()
+        return {endpoint for endpoint in self.sending if host_key(endpoint) in busy}
+
+    async def _send(self, lane, row):
+        self.sending[row.endpoint] += 1
+        try:
+            outcome = await delivery.attempt_async(self.ctx, self.transport, row)
+        finally:
+            self.sending[row.endpoint] -= 1
+            if not self.sending[row.endpoint]:
+                del self.sending[row.endpoint]
+        self.outcomes.append((lane, outcome))
+        self._flush.set()
+
+    async def _recorder(self, ledger):
+        """Write outcomes as they come, a batch per transaction, one transaction at a time."""
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            while self.outcomes or self.cancelled:
+                batch, self.outcomes = self.outcomes[:1000], self.outcomes[1000:]
+                cancelled, self.cancelled = self.cancelled, []
+                try:
+                    await self.loop.run_in_executor(ledger, delivery.record_outcomes, self.ctx, [o for _, o in batch],
+                                                    [i for _, i in cancelled])
+                except Exception:
+                    # _record retried for a minute: the leases will run out and the scheduler
+                    # takes the rows back (a worker_lost attempt each); nothing is lost
+                    log.exception("recording %d outcome(s) failed; their leases will expire", len(batch))
+                for lane, outcome in batch:
+                    self.used[lane] -= 1
+                    self.counts[outcome["status"]] += 1
+                    self.ctx.observe(outcome)
+                for lane, _ in cancelled:
+                    self.used[lane] -= 1
+                    self.counts["cancelled"] += 1
+                self._recorded.set()
+                self._wake.set()  # room again, and the rows behind these may be unblocked now
+
+    def _summary(self):
+        if self.counts:
+            log.info("recorded %s", ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items())),
+                     extra={"counts": dict(self.counts)})
+            self.counts.clear()
