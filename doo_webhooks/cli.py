@@ -257,6 +257,7 @@ def emit(trigger_type, entity_file, organization_id, event_id, event_guide_id, t
     """Emit a trigger: TRIGGER_TYPE (e.g. order_created) with the entity JSON in ENTITY_FILE ('-' = stdin)."""
     from marshmallow import ValidationError
 
+    from workers.producer import BrokerUnavailable
     from workers.producer import emit as emit_trigger
     try:
         entity = json.load(entity_file)
@@ -269,13 +270,16 @@ def emit(trigger_type, entity_file, organization_id, event_id, event_guide_id, t
     except ValidationError as exc:
         click.echo(json.dumps({"errors": exc.messages}, indent=2), err=True)
         raise SystemExit(2) from None
+    except BrokerUnavailable as exc:  # nothing was sent: say so, in one line
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
     _print({"trigger_id": trigger_id})
 
 
 # --- operating deliveries --------------------------------------------------------------
 # The operator's side of the API's delivery endpoints, straight on the ledger (no tenant
 # scoping: whoever holds the database settings sees every organization). Nothing here needs
-# the broker: restarted deliveries are pending rows that the scheduler sends at its next sweep.
+# the broker: restarted deliveries are pending rows that the workers claim at their next poll.
 
 def _when(value, zone=None):
     """An ISO date-time option as naive UTC; no offset means UTC (or ``zone``)."""

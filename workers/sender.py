@@ -22,17 +22,25 @@ import concurrent.futures
 import logging
 import time
 
+import yarl
+
 from doo_webhooks import metrics
 from storage import queries
 from storage.db import utcnow
 from workers import delivery
 from workers.transport import Transport
-from workers.transport import host_key
 
 log = logging.getLogger(__name__)
 
 LANES = ("pending", "retrying")
 SUMMARY_SECONDS = 10
+
+
+def _host_port(endpoint):
+    """An endpoint's host as Transport.busy_hosts names it."""
+    url = yarl.URL(endpoint)
+    host = url.host or ""
+    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
 
 
 class Sender:
@@ -145,7 +153,7 @@ class Sender:
         busy = self.transport.busy_hosts()
         if not busy:
             return ()
-        return {endpoint for endpoint in self.sending if host_key(endpoint) in busy}
+        return {endpoint for endpoint in self.sending if _host_port(endpoint) in busy}
 
     async def _send(self, lane, row):
         self.sending[row.endpoint] += 1

@@ -102,3 +102,61 @@ def test_standalone_runs_the_whole_flow_and_survives_a_restart(tmp_path, peer):
         assert peer.at("/crm")[2].json()["order_details"]["id"] == 6
     finally:
         service.interrupt()
+
+
+def test_all_three_ways_to_emit_reach_a_running_standalone(tmp_path, peer):
+    """POST /v1/triggers, `doo-webhooks emit` and emit() from Python, with the standalone's
+    settings (its data dir) and no broker anywhere: each trigger is delivered, with the
+    X-Doo-Trigger header naming its type."""
+    peer.routes["/crm"] = scripted()
+    service = Standalone(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_")}
+    env["DOO_WEBHOOKS_DATA_DIR"] = str(tmp_path)
+    try:
+        created = requests.post(f"{service.base}/v1/team/{service.creds['team_id']}/webhooks",
+                                headers=service.headers(), json={
+                                    "name": "CRM", "hooks": [{"type": t, "endpoint": peer.url("/crm")}
+                                                             for t in ("order_created", "order_updated")]},
+                                timeout=5)
+        assert created.status_code == 200, created.text
+        organization = str(service.creds["organization_id"])
+
+        service.emit(ORDER)  # 1. over HTTP
+        (tmp_path / "order.json").write_text(json.dumps(dict(ORDER, order_details={"id": 6, "status": "active"})))
+        cli = subprocess.run([sys.executable, "-m", "doo_webhooks.cli", "emit", "order_updated", "--organization-id",
+                              organization, str(tmp_path / "order.json")], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert cli.returncode == 0, cli.stderr  # 2. from a shell
+        script = ("from workers.producer import emit; "
+                  f"print(emit('order_created', {{'order_details': {{'id': 7, 'status': 'active'}}, "
+                  f"'event': {{'id': 3}}}}, organization_id={organization}))")
+        python = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert python.returncode == 0, python.stderr  # 3. from Python
+
+        peer.wait_for(lambda p: len(p.at("/crm")) == 3, what="three deliveries")
+        got = {r.json()["order_details"]["id"]: r.headers["x-doo-trigger"] for r in peer.at("/crm")}
+        assert got == {5: "order_created", 6: "order_updated", 7: "order_created"}
+        trigger_id = json.loads(cli.stdout)["trigger_id"]
+        status = requests.get(f"{service.base}/v1/triggers/{trigger_id}", headers=service.headers(), timeout=5)
+        assert status.status_code == 200, status.text
+        assert [d["status"] for d in status.json()["data"]["deliveries"]] == ["delivered"]
+    finally:
+        service.kill()
+
+
+def test_emit_without_a_standalone_or_broker_fails_in_one_line(tmp_path):
+    """Nothing to hand the trigger to: a clear line and a non-zero exit, never a success."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_")}
+    env["DOO_WEBHOOKS_DATA_DIR"] = str(tmp_path / "never-started")
+    (tmp_path / "order.json").write_text(json.dumps(ORDER))
+    cli = subprocess.run([sys.executable, "-m", "doo_webhooks.cli", "emit", "order_created", "--organization-id", "1",
+                          str(tmp_path / "order.json")], env=env, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert cli.stderr.count("\n") == 1 and "doo-webhooks standalone" in cli.stderr, cli.stderr
+    assert not (tmp_path / "never-started").exists()  # nothing was created on the way
+
+    env["DOO_WEBHOOKS_BROKER_URL"] = "redis://127.0.0.1:1/0"  # a port nothing listens on
+    cli = subprocess.run([sys.executable, "-m", "doo_webhooks.cli", "emit", "order_created", "--organization-id", "1",
+                          str(tmp_path / "order.json")], env=env, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert cli.stderr.count("\n") == 1 and "unavailable" in cli.stderr, cli.stderr
