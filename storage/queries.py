@@ -224,36 +224,6 @@ def store_trigger(conn, values):
     return existing, False
 
 
-def matching_hooks(conn, organization_id, hook_type, event_id, event_guide_id):
-    """Live hooks of the organization's live groups whose scope and type take this trigger.
-
-    A disabled hook still matches (``disabled_at``, ``disabled_reason`` tell it): fan-out
-    records its delivery as skipped, so nothing is silently lost while it is off.
-    """
-    g = webhook_groups
-    scope = sa.or_(
-        sa.and_(g.c.event_id.is_(None), g.c.event_guide_id.is_(None)),
-        g.c.event_id == event_id if event_id is not None else sa.false(),
-        g.c.event_guide_id == event_guide_id if event_guide_id is not None else sa.false(),
-    )
-    return conn.execute(
-        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.endpoint, hooks.c.type, hooks.c.disabled_at,
-                  hooks.c.disabled_reason)
-        .select_from(hooks.join(g))
-        .where(
-            g.c.organization_id == organization_id, g.c.deleted_at.is_(None), scope,
-            hooks.c.type == hook_type, hooks.c.removed_at.is_(None),
-        )
-        .order_by(hooks.c.group_id, hooks.c.position)
-    ).all()
-
-
-def insert_deliveries(conn, rows, trigger_pk):
-    if rows:
-        conn.execute(sa.insert(deliveries), rows)
-    conn.execute(sa.update(triggers).where(triggers.c.id == trigger_pk).values(delivery_count=len(rows)))
-
-
 def store_triggers(conn, rows):
     """Insert many triggers in one statement; a trigger_id stored before (or twice in ``rows``)
     is left as it is. Returns {trigger_id: primary key} of the rows this call created."""
@@ -381,18 +351,6 @@ def claimed_details(conn, ids):
         .where(deliveries.c.id.in_(ids))
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
     ).all()
-
-
-def blocked_keys(conn, keys, sequence, trigger_pk):
-    """The ordering keys among ``keys`` that still owe an earlier delivery."""
-    if not keys:
-        return set()
-    return set(conn.execute(sa.select(deliveries.c.ordering_key).where(
-        deliveries.c.ordering_key.in_(keys),
-        deliveries.c.status.in_(BLOCKING_STATUSES),
-        sa.or_(deliveries.c.sequence < sequence,
-               sa.and_(deliveries.c.sequence == sequence, deliveries.c.trigger_pk < trigger_pk)),
-    ).distinct()).scalars())
 
 
 def record(conn, outcomes):
@@ -598,26 +556,6 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
             if status == "dead" and buried is not None:
                 buried.extend(chosen)
     return len(lost)
-
-
-def take_due(conn, now, requeue_after, limit):
-    """Mark up to ``limit`` due, unblocked deliveries as enqueued now and return their ids.
-
-    A due row with ``enqueued_at`` older than ``requeue_after`` had its message lost
-    (broker flushed, worker crashed before claiming): it is taken again.
-    """
-    stale = now - datetime.timedelta(seconds=requeue_after)
-    due = _locking(conn, sa.select(deliveries.c.id).where(
-        deliveries.c.status.in_(OPEN_STATUSES),
-        deliveries.c.next_attempt_at <= now,
-        sa.or_(deliveries.c.enqueued_at.is_(None), deliveries.c.enqueued_at < stale),
-        _not_blocked(deliveries),
-        _hook_enabled(deliveries),
-    ).order_by(deliveries.c.next_attempt_at).limit(limit))
-    return conn.execute(
-        sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(enqueued_at=now).returning(deliveries.c.id)
-    ).scalars().all()
 
 
 def due_backlog(conn, now):

@@ -24,7 +24,7 @@ def dispatch_due(ctx, limit=SWEEP_LIMIT):
     buried = []
     with ctx.engine.begin() as conn:
         now = utcnow()
-        lost = queries.expire_leases(conn, now, settings.max_attempts, buried=buried)
+        lost = queries.expire_leases(conn, now, settings.max_attempts, limit=limit, buried=buried)
         notifications.exhausted(conn, buried, now)
     metrics.swept(lost, len(buried))
     if lost:

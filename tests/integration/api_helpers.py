@@ -111,12 +111,14 @@ def create_platform_key(engine):
 
 
 class RecordingPublisher:
-    """Stands in for the Celery publisher: keeps what it was given, sends nothing."""
+    """Stands in for the publisher (workers.producer.StreamPublisher): keeps what it was given,
+    sends nothing. ``triggers`` is the list of records given to ``trigger``."""
 
     def __init__(self, error=None):
         self.error = error
         self.triggers = []
         self.delivery_batches = []
+        self.nudges = 0
 
     def trigger(self, record):
         if self.error is not None:
@@ -127,6 +129,11 @@ class RecordingPublisher:
         if self.error is not None:
             raise self.error
         self.delivery_batches.append(list(ids))
+
+    def nudge(self):
+        if self.error is not None:
+            raise self.error
+        self.nudges += 1
 
 
 # --- the seeds' configuration objects -------------------------------------------------

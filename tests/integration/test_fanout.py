@@ -18,7 +18,6 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import triggers
 from workers.fanout import fan_out
-from workers.fanout import fan_out_and_claim
 from workers.fanout import ordering_key
 from workers.producer import prepare
 
@@ -246,13 +245,13 @@ def test_a_disabled_hooks_trigger_is_recorded_as_skipped_and_blocks_nothing(engi
     assert (rows["https://crm.example/a"].status, rows["https://crm.example/a"].skipped_reason) == (
         "skipped", "hook disabled: the receiver answered 410 Gone")
     assert rows["https://crm.example/b"].status == "pending"
-    assert ids == [rows["https://crm.example/b"].id]  # only the owed one is enqueued
-    # the fan-out's own fast path claims only the enabled hook's
-    rest, claimed = fan_out_and_claim(engine, trigger(tenant, entity_id=44), later, lease_seconds=60, claim_limit=10)
-    assert [r.endpoint for r in claimed] == ["https://crm.example/b"] and rest == []
-    # the delivery owed from before still waits for the hook, neither claimed nor swept
+    assert ids == [rows["https://crm.example/b"].id]  # only the owed one is to be sent
+    # the send loops' claims take only the enabled hook's; the delivery owed from before
+    # still waits for the hook, in its lane (retrying) as by its id
     with engine.begin() as conn:
-        assert owed not in queries.take_due(conn, later + datetime.timedelta(seconds=1), 30, 100)
+        claimed = queries.claim_due(conn, later, 60, 100, "pending")
+        assert [(r.id, r.endpoint) for r in claimed] == [(rows["https://crm.example/b"].id, "https://crm.example/b")]
+        assert queries.claim_due(conn, later + datetime.timedelta(seconds=1), 60, 100, "retrying") == []
         assert queries.claim(conn, [owed], later + datetime.timedelta(seconds=1), 60) == []
     # a skipped delivery never holds its entity's later deliveries back
     with engine.begin() as conn:
@@ -289,7 +288,9 @@ def test_several_groups_and_hooks_one_delivery_each(engine):
         assert (row.organization_id, row.type, row.entity_kind, row.entity_id) == (tenant[0], "order_created", "order", "42")
         assert (row.status, row.attempts, row.payload) == ("pending", 0, None)
         assert row.next_attempt_at == row.created_at == T0
-        assert row.enqueued_at == T0  # the caller enqueues these ids right away
+    # nothing is handed to a queue: the send loops claim the due rows from the ledger
+    with engine.begin() as conn:
+        assert sorted(r.id for r in queries.claim_due(conn, T0, 60, 100, "pending")) == sorted(ids)
 
 
 def test_trigger_is_stored_as_sent(engine):

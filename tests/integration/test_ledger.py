@@ -1,4 +1,4 @@
-"""The delivery ledger's state machine on a real database: claim, record, expire_leases, take_due,
+"""The delivery ledger's state machine on a real database: claim, claim_due, record, expire_leases,
 dispatch_due, delete_group. Every call gets an explicit ``now``; nothing sleeps.
 
 Most tests run on SQLite and PostgreSQL (``database_url``); the concurrency tests need
@@ -8,6 +8,8 @@ transaction open while the second works.
 
 import datetime
 import itertools
+import threading
+import time
 import types
 import uuid
 
@@ -19,6 +21,7 @@ from storage.db import engine_for
 from storage.db import utcnow
 from storage.tables import attempts
 from storage.tables import deliveries
+from storage.tables import hooks
 from workers.dispatch import dispatch_due
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)
@@ -54,7 +57,7 @@ class Ledger:
         return group_id
 
     def delivery(self, *, key=None, sequence=1, status="pending", attempts=0, next_attempt_at=T0 - seconds(1),
-                 enqueued_at=None, lease_until=None, group_id=None):
+                 lease_until=None, group_id=None, endpoint="https://crm.example/in"):
         """One delivery (with its own trigger); returns its id."""
         group_id = group_id or self.group_id
         delivery_id = str(uuid.uuid4())
@@ -68,12 +71,16 @@ class Ledger:
             assert created
             conn.execute(sa.insert(deliveries).values(
                 id=delivery_id, trigger_pk=trigger_pk, hook_id=self._hooks[group_id], group_id=group_id,
-                organization_id=self.organization_id, type="order_created", endpoint="https://crm.example/in",
+                organization_id=self.organization_id, type="order_created", endpoint=endpoint,
                 entity_kind="order", entity_id="42", ordering_key=key or uuid.uuid4().hex, sequence=sequence,
                 status=status, attempts=attempts, next_attempt_at=next_attempt_at, lease_until=lease_until,
-                enqueued_at=enqueued_at, created_at=T0, updated_at=T0,
+                created_at=T0, updated_at=T0,
             ))
         return delivery_id
+
+    def hook(self):
+        """The hook of a new group of its own (deliveries made with that group_id go to it)."""
+        return self._hooks[self.group()]
 
     def row(self, delivery_id):
         with self.engine.connect() as conn:
@@ -98,9 +105,15 @@ class Ledger:
         with self.engine.begin() as conn:
             return queries.expire_leases(conn, now, max_attempts)
 
-    def take_due(self, now, requeue_after=30, limit=1000):
+    def claim_due(self, now, status="pending", limit=1000, lease=LEASE, skip_endpoints=()):
+        """What a send loop's claim of one lane takes: the ids, in the order claimed_details gives."""
         with self.engine.begin() as conn:
-            return queries.take_due(conn, now, requeue_after, limit)
+            return [row.id for row in queries.claim_due(conn, now, lease, limit, status, skip_endpoints)]
+
+    def disable_hook(self, group_id, now=T0):
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(hooks).where(hooks.c.id == self._hooks[group_id])
+                         .values(disabled_at=now, disabled_reason="the receiver answered 410 Gone"))
 
 
 def outcome(delivery_id, number, status, now, *, code=500, error="http_status", payload='{"v":1}',
@@ -130,7 +143,7 @@ def test_claim_takes_only_due_open_rows(ledger):
     pending = ledger.delivery(status="pending")
     retrying = ledger.delivery(status="retrying", attempts=3)
     due_now = ledger.delivery(status="pending", next_attempt_at=T0)  # next_attempt_at == now is due
-    future = ledger.delivery(status="retrying", attempts=1, next_attempt_at=T0 + seconds(1), enqueued_at=T0)
+    future = ledger.delivery(status="retrying", attempts=1, next_attempt_at=T0 + seconds(1))
     others = {status: ledger.delivery(status=status, attempts=2, lease_until=T0 + seconds(5) if status == "in_flight" else None)
               for status in ("in_flight", "delivered", "dead", "cancelled")}
     before = {i: ledger.row(i) for i in others.values()}
@@ -149,9 +162,9 @@ def test_claim_takes_only_due_open_rows(ledger):
     assert by_id[pending].method == "POST" and by_id[pending].group_deleted_at is None
     assert by_id[pending].trigger_id and by_id[pending].endpoint == "https://crm.example/in"
 
-    # not due: untouched but its message is forgotten, so the scheduler enqueues it when due
+    # not due: left as it is, for a claim when its time comes
     row = ledger.row(future)
-    assert (row.status, row.attempts, row.lease_until, row.enqueued_at) == ("retrying", 1, None, None)
+    assert (row.status, row.attempts, row.lease_until) == ("retrying", 1, None)
     for delivery_id, row in before.items():
         assert ledger.row(delivery_id) == row
 
@@ -195,7 +208,9 @@ def test_retrying_predecessor_blocks_even_before_its_time(ledger):
     ledger.record(outcome(first, 1, "retrying", T0 + seconds(1), next_attempt_at=T0 + seconds(600)))
 
     assert ledger.claimed_ids([first, second], T0 + seconds(2)) == []
-    assert ledger.take_due(T0 + seconds(2)) == []
+    # nor do the send loops' claims of either lane take anything of this key
+    assert ledger.claim_due(T0 + seconds(2), "pending") == []
+    assert ledger.claim_due(T0 + seconds(2), "retrying") == []
     # its retry comes first, then the second
     assert ledger.claimed_ids([first, second], T0 + seconds(600)) == [first]
 
@@ -249,7 +264,7 @@ def test_record_retry_then_delivery(ledger):
     row = ledger.row(d)
     assert (row.status, row.attempts, row.next_attempt_at) == ("retrying", 1, T0 + seconds(12))
     assert (row.last_status_code, row.last_error, row.payload) == (500, "http_status", '{"frozen":1}')
-    assert (row.lease_until, row.enqueued_at, row.delivered_at, row.updated_at) == (None, None, None, T0 + seconds(2))
+    assert (row.lease_until, row.delivered_at, row.updated_at) == (None, None, T0 + seconds(2))
     [attempt] = ledger.attempts(d)
     assert (attempt.number, attempt.status_code, attempt.error_kind, attempt.error_detail) == (1, 500, "http_status", "HTTP 500")
     assert (attempt.started_at, attempt.duration_ms, attempt.response_excerpt) == (T0 + seconds(1), 1000, "answer")
@@ -329,7 +344,7 @@ def test_expired_lease_becomes_retrying_with_a_lost_attempt(ledger):
     assert ledger.expire(now) == 1
     row = ledger.row(d)
     assert (row.status, row.attempts, row.last_error) == ("retrying", 1, "worker_lost")
-    assert (row.lease_until, row.enqueued_at, row.next_attempt_at) == (None, None, now)
+    assert (row.lease_until, row.next_attempt_at) == (None, now)
     [lost] = ledger.attempts(d)
     assert (lost.number, lost.error_kind, lost.started_at, lost.duration_ms) == (1, "worker_lost", now, 0)
     assert lost.error_detail
@@ -356,107 +371,142 @@ def test_expire_leases_ignores_rows_not_in_flight(ledger):
     assert [ledger.row(i) for i in rows] == before
 
 
-# --- take_due --------------------------------------------------------------------------
+# --- claim_due: the send loops' claim, one lane at a time ------------------------------
 
-def test_take_due(ledger):
+def test_claim_due_takes_the_due_unblocked_rows_of_its_lane(ledger):
     now = T0
-    never_enqueued = ledger.delivery(next_attempt_at=now - seconds(5))
-    lost_message = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(31))
-    due_retry = ledger.delivery(status="retrying", attempts=2, next_attempt_at=now)
-    recently_enqueued = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(29))
-    just_at_limit = ledger.delivery(next_attempt_at=now - seconds(100), enqueued_at=now - seconds(30))
-    future = ledger.delivery(status="retrying", next_attempt_at=now + seconds(1))
-    blocker = ledger.delivery(key="k", sequence=1, status="retrying", next_attempt_at=now + seconds(300))
+    pending = ledger.delivery(next_attempt_at=now - seconds(5))
+    pending_now = ledger.delivery(next_attempt_at=now)  # next_attempt_at == now is due
+    retry = ledger.delivery(status="retrying", attempts=2, next_attempt_at=now - seconds(5))
+    future = ledger.delivery(next_attempt_at=now + seconds(1))
+    future_retry = ledger.delivery(status="retrying", attempts=1, next_attempt_at=now + seconds(1))
+    blocker = ledger.delivery(key="k", sequence=1, status="retrying", attempts=1, next_attempt_at=now + seconds(300))
     blocked = ledger.delivery(key="k", sequence=2, next_attempt_at=now - seconds(50))
-    in_flight = ledger.delivery(status="in_flight", attempts=1, lease_until=now + seconds(30))
-    finished = [ledger.delivery(status=s, attempts=1) for s in ("delivered", "dead", "cancelled")]
-    untouched = [recently_enqueued, just_at_limit, future, blocker, blocked, in_flight, *finished]
+    off = ledger.group()
+    ledger.disable_hook(off)
+    waits_for_hook = ledger.delivery(group_id=off, next_attempt_at=now - seconds(50))
+    retry_waits_for_hook = ledger.delivery(group_id=off, status="retrying", attempts=1,
+                                           next_attempt_at=now - seconds(50))
+    in_flight = ledger.delivery(status="in_flight", attempts=1, next_attempt_at=now - seconds(100),
+                                lease_until=now + seconds(30))
+    finished = [ledger.delivery(status=s, attempts=1, next_attempt_at=now - seconds(100))
+                for s in ("delivered", "dead", "cancelled", "skipped")]
+    untouched = [future, future_retry, blocker, blocked, waits_for_hook, retry_waits_for_hook, in_flight, *finished]
     before = {i: ledger.row(i) for i in untouched}
 
-    taken = ledger.take_due(now, requeue_after=30)
-
-    assert sorted(taken) == sorted([never_enqueued, lost_message, due_retry])
-    for delivery_id in taken:
+    with ledger.engine.begin() as conn:
+        first_attempts = queries.claim_due(conn, now, LEASE, 1000, "pending")
+    assert sorted(r.id for r in first_attempts) == sorted([pending, pending_now])
+    assert {r.attempts for r in first_attempts} == {1}  # the claim counts the attempt it hands out
+    with ledger.engine.begin() as conn:
+        retries = queries.claim_due(conn, now, LEASE, 1000, "retrying")
+    assert [(r.id, r.attempts) for r in retries] == [(retry, 3)]
+    for delivery_id, attempts_before in ((pending, 0), (pending_now, 0), (retry, 2)):
         row = ledger.row(delivery_id)
-        assert row.enqueued_at == now
-        assert row.status in ("pending", "retrying") and row.lease_until is None
-    assert ledger.row(due_retry).attempts == 2  # enqueuing is not an attempt
+        assert (row.status, row.attempts) == ("in_flight", attempts_before + 1)
+        assert (row.lease_until, row.updated_at) == (now + seconds(LEASE), now)
     for delivery_id, row in before.items():
         assert ledger.row(delivery_id) == row
 
-    # 30 s later: what was taken now is not stale yet; the older messages and the now due row are
-    assert sorted(ledger.take_due(now + seconds(30), requeue_after=30)) == sorted(
-        [recently_enqueued, just_at_limit, future])
+    # claimed rows are in flight: nothing is left to take now in either lane
+    assert ledger.claim_due(now, "pending") == [] and ledger.claim_due(now, "retrying") == []
+    # a second later the rows that were not due yet are, each in its own lane
+    assert ledger.claim_due(now + seconds(1), "pending") == [future]
+    assert ledger.claim_due(now + seconds(1), "retrying") == [future_retry]
+    # the blocked one waits for its predecessor, the disabled hook's for the hook
+    assert ledger.row(blocked).status == "pending" and ledger.row(waits_for_hook).status == "pending"
+    ledger.claim([blocker], now + seconds(300))
+    ledger.record(delivered(blocker, 2, now + seconds(301)))
+    assert ledger.claim_due(now + seconds(302), "pending") == [blocked]
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.update(hooks).where(hooks.c.id == ledger._hooks[off]).values(disabled_at=None))
+    assert ledger.claim_due(now + seconds(302), "pending") == [waits_for_hook]
+    assert ledger.claim_due(now + seconds(302), "retrying") == [retry_waits_for_hook]
 
 
-def test_take_due_requeues_after_requeue_after(ledger):
-    d = ledger.delivery()
-    assert ledger.take_due(T0, requeue_after=30) == [d]
-    assert ledger.take_due(T0 + seconds(30), requeue_after=30) == []
-    assert ledger.take_due(T0 + seconds(31), requeue_after=30) == [d]
-    assert ledger.row(d).enqueued_at == T0 + seconds(31)
-
-
-def test_take_due_limit_takes_the_oldest_first(ledger):
-    ids = [ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in (1, 5, 3, 4, 2)]
-    assert sorted(ledger.take_due(T0, limit=2)) == sorted([ids[1], ids[3]])
-    assert sorted(ledger.take_due(T0, limit=10)) == sorted([ids[0], ids[2], ids[4]])
-
-
-def test_claim_forgets_the_message_of_what_it_cannot_take(ledger):
-    first = ledger.delivery(key="k", sequence=1, enqueued_at=T0)
-    second = ledger.delivery(key="k", sequence=2, enqueued_at=T0)  # both enqueued by the fan-out
-    assert ledger.claimed_ids([first], T0) == [first]
-    # a message for the blocked one (e.g. sent by an API replay) runs while the first is in flight
-    assert ledger.claim([second], T0) == []
-    assert ledger.row(second).enqueued_at is None
+def test_claim_due_takes_one_delivery_of_a_key_at_a_time(ledger):
+    first, second, third = (ledger.delivery(key="k", sequence=n) for n in (1, 2, 3))
+    other = ledger.delivery(key="other", sequence=2)
+    # one statement: the first of the key and the first of another key, never two of one key
+    assert sorted(ledger.claim_due(T0)) == sorted([first, other])
+    assert ledger.claim_due(T0) == []  # the first in flight still blocks
     ledger.record(delivered(first, 1, T0 + seconds(1)))
-    # the scheduler's next sweep takes it at once rather than after requeue_after
-    assert ledger.take_due(T0 + seconds(2)) == [second]
+    assert ledger.claim_due(T0 + seconds(2)) == [second]
+    ledger.record(outcome(second, 1, "retrying", T0 + seconds(3), next_attempt_at=T0 + seconds(10)))
+    # a retry of the key, even before its time, holds the key's first attempts in the other lane
+    assert ledger.claim_due(T0 + seconds(4), "pending") == []
+    assert ledger.claim_due(T0 + seconds(4), "retrying") == []
+    assert ledger.claim_due(T0 + seconds(10), "pending") == []
+    assert ledger.claim_due(T0 + seconds(10), "retrying") == [second]
+    ledger.record(delivered(second, 2, T0 + seconds(11)))
+    assert ledger.claim_due(T0 + seconds(12), "pending") == [third]
+
+
+def test_claim_due_limit_takes_the_oldest_first(ledger):
+    ids = [ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in (1, 5, 3, 4, 2)]
+    assert sorted(ledger.claim_due(T0, limit=2)) == sorted([ids[1], ids[3]])
+    assert sorted(ledger.claim_due(T0, limit=2)) == sorted([ids[2], ids[4]])
+    assert ledger.claim_due(T0, limit=10) == [ids[0]]
+
+
+def test_claim_due_leaves_out_the_endpoints_it_is_told_to_skip(ledger):
+    busy = ledger.delivery(endpoint="https://busy.example/in")
+    free = ledger.delivery(endpoint="https://free.example/in")
+    assert ledger.claim_due(T0, skip_endpoints={"https://busy.example/in"}) == [free]
+    assert ledger.row(busy).status == "pending" and ledger.row(busy).attempts == 0
+    assert ledger.claim_due(T0) == [busy]
 
 
 # --- dispatch_due ----------------------------------------------------------------------
 
 class RecordingPublisher:
     def __init__(self):
-        self.batches = []
+        self.nudges = 0
 
-    def deliveries(self, ids):
-        self.batches.append(list(ids))
+    def nudge(self):
+        self.nudges += 1
 
 
-def test_dispatch_due_sweeps_everything_the_database_owes(ledger):
+def test_dispatch_due_takes_back_expired_leases_and_nudges_the_send_loops(ledger):
     # dispatch_due reads the clock itself: rows are placed far from it, so no timing matters
-    past = utcnow() - datetime.timedelta(hours=1)
+    past, later = utcnow() - datetime.timedelta(hours=1), utcnow() + datetime.timedelta(hours=1)
     ctx = types.SimpleNamespace(engine=ledger.engine, publisher=RecordingPublisher(),
-                                settings=types.SimpleNamespace(max_attempts=10, requeue_after=30, disable_after=0))
-    due = [ledger.delivery(next_attempt_at=past) for _ in range(4)]
-    lost_worker = ledger.delivery(status="in_flight", attempts=1, next_attempt_at=past, lease_until=past)
+                                settings=types.SimpleNamespace(max_attempts=10, disable_after=0))
+    due = [ledger.delivery(next_attempt_at=past) for _ in range(2)]
+    lost_worker = [ledger.delivery(status="in_flight", attempts=1, next_attempt_at=past, lease_until=past)
+                   for _ in range(2)]
     lost_last = ledger.delivery(status="in_flight", attempts=10, next_attempt_at=past, lease_until=past)
-    recently_enqueued = ledger.delivery(next_attempt_at=past, enqueued_at=utcnow() + datetime.timedelta(hours=1))
-    later = ledger.delivery(next_attempt_at=utcnow() + datetime.timedelta(hours=1))
+    live_lease = ledger.delivery(status="in_flight", attempts=1, next_attempt_at=past, lease_until=later)
+    untouched = {i: ledger.row(i) for i in [*due, live_lease]}
 
-    assert dispatch_due(ctx, limit=2) == 5
-    published = [i for batch in ctx.publisher.batches for i in batch]
-    assert sorted(published) == sorted([*due, lost_worker])
-    assert [len(b) for b in ctx.publisher.batches] == [2, 2, 1]
-    assert ledger.row(lost_worker).status == "retrying"
+    # the sweep takes at most ``limit`` leases back; the next one takes the rest
+    assert dispatch_due(ctx, limit=2) == 2
+    assert ctx.publisher.nudges == 1
+    assert dispatch_due(ctx, limit=2) == 1
+    assert ctx.publisher.nudges == 2
+    for delivery_id in lost_worker:
+        row = ledger.row(delivery_id)
+        assert (row.status, row.attempts, row.last_error, row.lease_until) == ("retrying", 1, "worker_lost", None)
+        assert [a.error_kind for a in ledger.attempts(delivery_id)] == ["worker_lost"]
     assert ledger.row(lost_last).status == "dead"
-    assert ledger.row(recently_enqueued).enqueued_at > utcnow()
-    assert ledger.row(later).enqueued_at is None
+    # the scheduler no longer hands out due rows (the send loops claim them) nor touches a live lease
+    for delivery_id, row in untouched.items():
+        assert ledger.row(delivery_id) == row
 
-    ctx.publisher.batches.clear()
+    # nothing taken back: no nudge
     assert dispatch_due(ctx, limit=2) == 0
-    assert ctx.publisher.batches == []
+    assert ctx.publisher.nudges == 2
+    # and the rows it took back are claimable by the retry lane at once
+    assert sorted(ledger.claim_due(utcnow(), "retrying")) == sorted(lost_worker)
 
 
 # --- delete_group ----------------------------------------------------------------------
 
 def test_delete_group_cancels_only_what_it_still_owes(ledger):
     other_group = ledger.group()
-    mine = {s: ledger.delivery(status=s, attempts=1, enqueued_at=T0) for s in
+    mine = {s: ledger.delivery(status=s, attempts=1) for s in
             ("pending", "retrying", "in_flight", "delivered", "dead")}
-    theirs = {s: ledger.delivery(status=s, attempts=1, enqueued_at=T0, group_id=other_group)
+    theirs = {s: ledger.delivery(status=s, attempts=1, group_id=other_group)
               for s in ("pending", "retrying")}
     untouched = [mine["in_flight"], mine["delivered"], mine["dead"], *theirs.values()]
     before = {i: ledger.row(i) for i in untouched}
@@ -469,10 +519,12 @@ def test_delete_group_cancels_only_what_it_still_owes(ledger):
         assert queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(1))
     for status in ("pending", "retrying"):
         row = ledger.row(mine[status])
-        assert (row.status, row.enqueued_at, row.updated_at) == ("cancelled", None, T0 + seconds(1))
+        assert (row.status, row.lease_until, row.updated_at) == ("cancelled", None, T0 + seconds(1))
     for delivery_id, row in before.items():
         assert ledger.row(delivery_id) == row
-    assert sorted(ledger.take_due(T0 + seconds(2), requeue_after=0)) == sorted(theirs.values())
+    # the other group's rows are still claimed, each in its lane; the cancelled ones never
+    assert ledger.claim_due(T0 + seconds(2), "pending") == [theirs["pending"]]
+    assert ledger.claim_due(T0 + seconds(2), "retrying") == [theirs["retrying"]]
 
     with ledger.engine.begin() as conn:
         assert not queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(2))
@@ -528,13 +580,15 @@ def test_concurrent_claims_of_the_same_ids(pg_ledger):
     assert pg_ledger.claim(ids, T0) == []
 
 
-def test_concurrent_take_due_never_returns_the_same_id(pg_ledger):
+def test_concurrent_claim_due_never_returns_the_same_id(pg_ledger):
     ids = [pg_ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in range(1, 11)]
     first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        by_first = queries.take_due(first, T0, 30, 4)
-        by_second = queries.take_due(second, T0, 30, 100)
-        assert len(by_first) == 4
+        by_first = [r.id for r in queries.claim_due(first, T0, LEASE, 4, "pending")]
+        # the first still holds its transaction: the second skips its rows instead of waiting
+        # (a wait would hit lock_timeout and fail the test)
+        by_second = [r.id for r in queries.claim_due(second, T0, LEASE, 100, "pending")]
+        assert sorted(by_first) == sorted(ids[-4:])  # the oldest due first
         assert set(by_first).isdisjoint(by_second)
         assert sorted(by_first + by_second) == sorted(ids)
         first.commit()
@@ -542,21 +596,40 @@ def test_concurrent_take_due_never_returns_the_same_id(pg_ledger):
     finally:
         first.close()
         second.close()
-    with pg_ledger.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)
-                            .where(deliveries.c.enqueued_at == T0)).scalar_one() == 10
+    assert {(pg_ledger.row(i).status, pg_ledger.row(i).attempts) for i in ids} == {("in_flight", 1)}
 
 
-def test_claim_while_a_scheduler_holds_the_rows(pg_ledger):
-    """A worker's claim does not wait for a scheduler's open take_due transaction, nor the reverse."""
-    ids = [pg_ledger.delivery() for _ in range(4)]
-    scheduler, worker = _open(pg_ledger.engine), _open(pg_ledger.engine)
+def test_concurrent_claim_due_never_overtakes_a_row_another_claim_holds(pg_ledger):
+    """The later delivery of a key stays blocked while another transaction holds the earlier one
+    (claimed, not yet committed): the second claim sees it still owed and skips the key."""
+    first_of_key = pg_ledger.delivery(key="k", sequence=1)
+    second_of_key = pg_ledger.delivery(key="k", sequence=2)
+    first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        taken = queries.take_due(scheduler, T0, 30, 2)
-        claimed = [r.id for r in queries.claim(worker, ids, T0, LEASE)]
-        assert sorted(claimed) == sorted(set(ids) - set(taken))
-        worker.commit()
-        scheduler.commit()
+        assert [r.id for r in queries.claim_due(first, T0, LEASE, 100, "pending")] == [first_of_key]
+        assert queries.claim_due(second, T0, LEASE, 100, "pending") == []
+        second.commit()
+        first.commit()
     finally:
-        scheduler.close()
-        worker.close()
+        first.close()
+        second.close()
+    assert pg_ledger.row(second_of_key).status == "pending"
+
+
+def test_claim_due_skips_rows_a_claim_by_ids_holds(pg_ledger):
+    """A send loop's claim_due does not wait for deliver_batch's open claim of some ids, nor the reverse."""
+    ids = [pg_ledger.delivery() for _ in range(4)]
+    by_ids, send_loop = _open(pg_ledger.engine), _open(pg_ledger.engine)
+    try:
+        held = [r.id for r in queries.claim(by_ids, ids[:2], T0, LEASE)]
+        claimed = [r.id for r in queries.claim_due(send_loop, T0, LEASE, 100, "pending")]
+        assert sorted(held) == sorted(ids[:2])
+        assert sorted(claimed) == sorted(ids[2:])
+        # and the reverse: a claim of ids the send loop holds takes nothing, at once
+        assert queries.claim(by_ids, ids[2:], T0, LEASE) == []
+        send_loop.commit()
+        by_ids.commit()
+    finally:
+        by_ids.close()
+        send_loop.close()
+    assert {(pg_ledger.row(i).status, pg_ledger.row(i).attempts) for i in ids} == {("in_flight", 1)}

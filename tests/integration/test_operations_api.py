@@ -97,9 +97,17 @@ class Ops:
         with self.engine.begin() as conn:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(**values))
 
-    def take_due(self):
+    def claim_due(self, lanes=("pending", "retrying")):
+        """Claim what a worker's send loop would claim now (storage.queries.claim_due, per lane)."""
         with self.engine.begin() as conn:
-            return queries.take_due(conn, utcnow(), 30, 1000)
+            return [row for lane in lanes for row in queries.claim_due(conn, utcnow(), 60, 1000, lane)]
+
+    def claim_due_ids(self, lanes=("pending", "retrying")):
+        return [row.id for row in self.claim_due(lanes)]
+
+    def send_due(self):
+        """One round of a send loop: claim the due rows, send them, record; returns the outcomes."""
+        return engine_delivery.send_claimed(self.ctx, self.claim_due())
 
     def claim(self, ids):
         with self.engine.begin() as conn:
@@ -228,12 +236,13 @@ def test_redelivery_starts_a_new_series_with_the_same_payload_and_webhook_id(ops
     data = answer["data"]
     assert (data["id"], data["status"], data["attempts"], data["attempts_in_series"]) == (delivery_id, "pending",
                                                                                           MAX_ATTEMPTS, 0)
-    assert publisher.delivery_batches[-1] == [delivery_id]
-    row = ops.row(delivery_id)
-    assert (row.attempt_base, row.enqueued_at is not None) == (MAX_ATTEMPTS, True)
+    assert publisher.delivery_batches[-1] == [delivery_id]  # the send loops are woken
+    assert ops.row(delivery_id).attempt_base == MAX_ATTEMPTS
 
-    # the new series has max_attempts of its own, then it is dead again
-    for _ in range(MAX_ATTEMPTS):
+    # the new series is due at once: a send loop claims it; it has max_attempts of its own,
+    # then it is dead again
+    assert [o["id"] for o in ops.send_due()] == [delivery_id]
+    for _ in range(MAX_ATTEMPTS - 1):
         ops.deliver([delivery_id])
     row = ops.row(delivery_id)
     assert (row.status, row.attempts) == ("dead", 2 * MAX_ATTEMPTS)
@@ -337,12 +346,13 @@ def test_a_replay_restarts_dead_letters_and_they_go_out_in_order_per_entity(ops,
         assert (row.status, row.attempt_base, row.attempts) == ("pending", 10, 10)
     assert ops.row(ids["created-1@B"]).status == "dead"
 
-    # order 1's deliveries to A go one after another, in trigger order; order 2 does not wait
-    assert set(ops.claim(queued)) == {ids["created-1@A"], ids["created-2@A"]}
+    # the send loops claim them from the ledger: order 1's deliveries to A one after another,
+    # in trigger order; order 2 does not wait
+    assert set(ops.claim_due_ids()) == {ids["created-1@A"], ids["created-2@A"]}
     ops.set([ids["created-1@A"]], status="delivered")
-    assert ops.claim(queued) == [ids["updated-1@A"]]
+    assert ops.claim_due_ids() == [ids["updated-1@A"]]
     ops.set([ids["updated-1@A"]], status="delivered")
-    assert ops.claim(queued) == [ids["updated-1b@A"]]
+    assert ops.claim_due_ids() == [ids["updated-1b@A"]]
 
 
 def test_a_replay_takes_at_most_the_limit_and_says_what_remains(ops, dead_world, monkeypatch):
@@ -401,7 +411,7 @@ def test_410_disables_the_hook_its_deliveries_wait_and_enable_sends_them(ops, pe
     assert [(d["id"], d["waiting_for_hook"]) for d in listing] == [(other, False)]
     # the delivery owed before the 410 waits for the hook
     ops.set([stuck], next_attempt_at=utcnow() - datetime.timedelta(seconds=1))
-    assert not set(ops.take_due()) & {stuck, skipped}
+    assert [o["id"] for o in ops.send_due()] == [other]  # a send loop takes only the enabled hook's
     assert ops.claim([stuck, skipped]) == []
     assert ops.deliver([stuck, skipped]) == []
     assert len(peer.at("/gone")) == 1
@@ -411,9 +421,7 @@ def test_410_disables_the_hook_its_deliveries_wait_and_enable_sends_them(ops, pe
     assert answer == {"hook": 0, "type": "order_created", "endpoint": peer.url("/gone"), "disabled": False,
                       "waiting": 1}
     assert "disabled" not in ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]["hooks"][0]
-    due = ops.take_due()
-    assert stuck in due and skipped not in due
-    ops.deliver(due)
+    assert [o["id"] for o in ops.send_due()] == [stuck]  # the skipped one stays skipped
     assert ops.row(stuck).status == "delivered" and ops.row(skipped).status == "skipped"
     assert ops.row(stuck).attempts == 2 and len(peer.at("/gone")) == 2
 
@@ -693,9 +701,9 @@ def test_initialization_resends_the_latest_snapshot_of_each_live_order_and_no_mo
     assert before <= due[0] <= utcnow()
     assert [round((b - a).total_seconds(), 3) for a, b in zip(due, due[1:])] == [6.0, 6.0, 6.0]
     assert answer["last_due_at"].startswith(due[-1].isoformat()[:19])
-    # nothing was published: the scheduler enqueues each row when it falls due
-    assert ops.publisher.delivery_batches == []
-    assert set(ops.take_due()) == {rows[0].id}
+    # nothing was published: the send loops claim each row when it falls due, the first now
+    assert ops.publisher.delivery_batches == [] and ops.publisher.nudges == 0
+    assert ops.claim_due_ids() == [rows[0].id]
 
     # a second initialization queues behind the first instead of doubling the rate
     ops.ok(ops.post("/v1/webhooks/init/orders", {"event_id": "7", "webhook_type": ["on_order_updated"],

@@ -156,7 +156,7 @@ def test_deliveries_list_and_show(cli):
     assert "no delivery" in cli("deliveries", "show", "nope", ok=False).output
 
 
-def test_dead_letters_list_and_replay_leave_the_sending_to_the_scheduler(cli):
+def test_dead_letters_list_and_replay_leave_the_sending_to_the_workers(cli):
     now = utcnow()
     ids = cli.emit("order_created", 1, now - datetime.timedelta(minutes=3)) + \
         cli.emit("order_updated", 1, now - datetime.timedelta(minutes=2)) + \
@@ -171,9 +171,9 @@ def test_dead_letters_list_and_replay_leave_the_sending_to_the_scheduler(cli):
     assert cli.json("dead-letters", "replay") == {"queued": 2, "remaining": 0}
     with cli.engine.begin() as conn:
         rows = {row.id: row for row in conn.execute(sa.select(deliveries))}
-        assert all((rows[i].status, rows[i].attempt_base, rows[i].enqueued_at) == ("pending", 10, None) for i in ids)
-        # the scheduler's sweep takes them, one at a time per entity and endpoint, in order
-        assert set(queries.take_due(conn, utcnow(), 30, 100)) == {ids[0], ids[2]}
+        assert all((rows[i].status, rows[i].attempt_base) == ("pending", 10) for i in ids)
+        # the workers' send loops claim them, one at a time per entity and endpoint, in order
+        assert {r.id for r in queries.claim_due(conn, utcnow(), 60, 100, "pending")} == {ids[0], ids[2]}
 
     cli.set([ids[1]], status="delivered")
     assert cli.json("deliveries", "redeliver", ids[1])["status"] == "pending"
