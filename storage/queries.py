@@ -361,8 +361,8 @@ def record(conn, outcomes):
     last_status_code, last_error, delivered_at, now, and the attempt fields. A worker whose
     lease was taken over (the row is no longer in_flight at this attempt number) changes nothing.
 
-    Set-based: the deliveries in one statement (on PostgreSQL; SQLite, in-process, takes an
-    executemany), then the attempts in one multi-row INSERT (SQLAlchemy's insertmanyvalues).
+    Set-based: on PostgreSQL the deliveries in one statement, then the attempts in one (SQLite,
+    in-process, takes executemany).
     The deliveries go first: a sweep taking back a lease (expire_leases) locks the delivery
     before it writes its lost attempt, so this order never waits for it in a circle.
     """
@@ -373,17 +373,33 @@ def record(conn, outcomes):
         buried = _record_deliveries_pg(conn, outcomes)
     else:
         buried = _record_deliveries(conn, outcomes)
-    conn.execute(
-        _insert(conn, attempts).on_conflict_do_nothing(index_elements=["delivery_id", "number"]),
-        [{
-            "delivery_id": o["id"], "number": o["number"], "started_at": o["started_at"],
-            "duration_ms": o["duration_ms"], "status_code": o["last_status_code"],
-            "error_kind": o["last_error"], "error_detail": o.get("error_detail"),
-            "response_excerpt": o.get("response_excerpt"), "request_headers": o.get("request_headers"),
-        } for o in outcomes],
-    )
+    _insert_attempts(conn, [{
+        "delivery_id": o["id"], "number": o["number"], "started_at": o["started_at"],
+        "duration_ms": o["duration_ms"], "status_code": o["last_status_code"],
+        "error_kind": o["last_error"], "error_detail": o.get("error_detail"),
+        "response_excerpt": o.get("response_excerpt"), "request_headers": o.get("request_headers"),
+    } for o in outcomes])
     _hook_health(conn, [o for o in outcomes if o.get("health") is not None])
     return buried
+
+
+def _insert_attempts(conn, rows):
+    """Attempt rows, an attempt already recorded (by a sweep that took the lease back) kept.
+
+    On PostgreSQL one INSERT ... SELECT FROM unnest: SQLAlchemy's insertmanyvalues does not
+    take ON CONFLICT statements (2.1 with psycopg2 falls back to cursor.executemany, a round
+    trip per row). SQLite, in-process, takes the executemany.
+    """
+    stmt = _insert(conn, attempts)
+    if conn.dialect.name == "postgresql":
+        # strings as unbounded text: a cast to varchar(n) would cut silently where the column refuses
+        kinds = {name: sa.Text if isinstance(attempts.c[name].type, sa.String) else attempts.c[name].type
+                 for name in rows[0]}
+        v = _unnest("a", kinds, rows)
+        conn.execute(stmt.from_select(list(kinds), sa.select(*(v.c[name] for name in kinds)))
+                     .on_conflict_do_nothing(index_elements=["delivery_id", "number"]))
+    else:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["delivery_id", "number"]), rows)
 
 
 def _still_in_flight(d, number):
