@@ -610,8 +610,17 @@ def test_a_hook_failing_every_attempt_for_disable_after_is_disabled_by_the_sweep
     ops.deliver([first])
     started = health(flaky).failing_since
     assert started is not None and health(flaky).last_failure_at == started
+    # a failure soon after does not write the hook's row (the hottest row there is) ...
     ops.deliver([first])
-    assert health(flaky).failing_since == started and health(flaky).last_failure_at > started
+    assert health(flaky).failing_since == started and health(flaky).last_failure_at == started
+    # ... one HEALTH_GRANULARITY after the last recorded failure does
+    with ops.engine.begin() as conn:
+        conn.execute(sa.update(hooks).where(hooks.c.id == flaky).values(
+            failing_since=started - queries.HEALTH_GRANULARITY, last_failure_at=started - queries.HEALTH_GRANULARITY))
+    (another,) = [i for i in ops.emit("order_created", 3) if ops.row(i).endpoint == peer.url("/flaky")]
+    ops.deliver([another])
+    assert health(flaky).failing_since == started - queries.HEALTH_GRANULARITY
+    assert health(flaky).last_failure_at > started
     answers["code"] = 200
     ops.deliver([first])
     assert health(flaky).failing_since is None
