@@ -1,6 +1,6 @@
 """Several schedulers and several workers at once, as docs/deployment.md allows: every attempt
-is made once. The SQL behind it (take_due and claim with SKIP LOCKED) is tested in
-tests/integration/test_ledger.py (test_concurrent_take_due_never_returns_the_same_id, ...)."""
+is made once. The SQL behind it (claim_due and claim with SKIP LOCKED) is tested in
+tests/integration/test_ledger.py (test_concurrent_claim_due_never_returns_the_same_id, ...)."""
 
 import collections
 import threading

@@ -40,7 +40,7 @@ def test_the_plan_never_puts_more_than_the_rate_in_any_minute(rate):
 def test_the_plan_keeps_each_snapshots_sequence_and_marks_its_rows():
     rows = initialization.plan([snapshot(5, "42", occurred_at=T0)], [hook(1), hook(2, endpoint="https://b.example")],
                                T0, 50, T0)
-    assert [(r["trigger_pk"], r["hook_id"], r["source"], r["status"], r["enqueued_at"]) for r in rows] == [
+    assert [(r["trigger_pk"], r["hook_id"], r["source"], r["status"], r["lease_until"]) for r in rows] == [
         (5, 1, "init", "pending", None), (5, 2, "init", "pending", None)]
     assert rows[0]["sequence"] == rows[1]["sequence"] == int((T0 - datetime.datetime(1970, 1, 1)).total_seconds() * 1e6)
     assert rows[0]["ordering_key"] != rows[1]["ordering_key"]  # different endpoints never wait for each other

@@ -27,7 +27,7 @@ def test_defaults():
     assert s.data_dir == data_dir
     assert s.database_url == f"sqlite:///{data_dir / 'doo-webhooks.sqlite3'}"
     assert s.redis_url == "redis://127.0.0.1:6379/0"
-    assert s.broker_url == "redis://127.0.0.1:6379/0"
+    assert s.broker_url == s.database_url  # embedded: the database is the trigger intake
     assert s.secret_keys == ()
     assert s.allowed_networks == ()
     assert s.retry_schedule == (10.0, 60.0, 300.0, 900.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0)
@@ -39,7 +39,7 @@ def test_defaults():
     assert s.response_excerpt_bytes == 65536
     assert (s.token_default_ttl, s.token_leeway) == (300, 30)
     assert (s.lease_seconds, s.requeue_after, s.dispatch_interval) == (60.0, 30.0, 1.0)
-    assert s.batch_size == 20
+    assert (s.batch_size, s.send_concurrency, s.host_concurrency) == (200, 1000, 100)
     assert (s.origin_api_key, s.origin_token) == ("", "")
     assert s.access_token_ttl == 3600
     assert s.max_body_bytes == 1048576
@@ -66,7 +66,7 @@ def test_types_of_defaults():
                  "dispatch_interval"):
         assert isinstance(getattr(s, name), float), name
     for name in ("max_attempts", "response_excerpt_bytes", "token_default_ttl", "token_leeway", "batch_size",
-                 "access_token_ttl", "max_body_bytes"):
+                 "send_concurrency", "host_concurrency", "access_token_ttl", "max_body_bytes"):
         assert type(getattr(s, name)) is int, name
 
 
@@ -155,11 +155,22 @@ def test_networks():
 
 def test_floats_and_ints():
     s = from_env(env(retry_jitter="0.5", lease_seconds="1.5", requeue_after="2", connect_timeout="0.25",
-                     read_timeout="1e1", dispatch_interval="0.1", max_attempts="3", batch_size=" 7 "))
+                     read_timeout="1e1", dispatch_interval="0.1", max_attempts="3", batch_size=" 7 ",
+                     send_concurrency="50", host_concurrency="4"))
     assert (s.retry_jitter, s.lease_seconds, s.requeue_after) == (0.5, 1.5, 2.0)
     assert s.timeouts == (0.25, 10.0)
     assert s.dispatch_interval == 0.1
     assert (s.max_attempts, s.batch_size) == (3, 7)
+    assert (s.send_concurrency, s.host_concurrency) == (50, 4)
+
+
+def test_the_broker_is_redis_once_a_database_is_given():
+    s = from_env(env(database_url="postgresql://u@db/ledger"))
+    assert s.broker_url == "redis://127.0.0.1:6379/0"
+    # a broker given is kept, embedded or not
+    assert from_env(env(broker_url="redis://broker:6379/3")).broker_url == "redis://broker:6379/3"
+    assert from_env(env(database_url="postgresql://u@db/ledger", broker_url="redis://broker:6379/3")).broker_url == \
+        "redis://broker:6379/3"
 
 
 def test_strings_are_kept():
@@ -183,6 +194,8 @@ def test_settings_are_frozen_and_replaceable():
     ("MAX_ATTEMPTS", "ten"),
     ("MAX_ATTEMPTS", "2.5"),
     ("BATCH_SIZE", ""),
+    ("SEND_CONCURRENCY", "lots"),
+    ("HOST_CONCURRENCY", "many"),
     ("RETRY_JITTER", "abc"),
     ("CONNECT_TIMEOUT", "5s"),
     ("READ_TIMEOUT", ""),
@@ -215,6 +228,13 @@ def test_max_attempts_must_be_positive(value):
     with pytest.raises(SettingsError, match=PREFIX + "MAX_ATTEMPTS"):
         from_env(env(max_attempts=value))
     assert from_env(env(max_attempts="1")).max_attempts == 1
+
+
+@pytest.mark.parametrize("name", ["BATCH_SIZE", "SEND_CONCURRENCY", "HOST_CONCURRENCY"])
+def test_claim_and_send_caps_must_be_positive(name):
+    with pytest.raises(SettingsError, match=PREFIX + name):
+        from_env({PREFIX + name: "0"})
+    assert getattr(from_env({PREFIX + name: "1"}), name.lower()) == 1
 
 
 def test_the_first_bad_variable_is_named_not_a_later_good_one():
