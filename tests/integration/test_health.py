@@ -109,22 +109,54 @@ def test_redis_queue_depths_add_up_the_priority_lists():
         client.flushdb()
 
 
-def test_standalone_queue_depth_is_the_work_waiting_for_a_thread():
+def test_standalone_queue_depths_are_the_triggers_in_the_inbox_and_the_deliveries_in_flight(settings):
+    """InlinePublisher.queue_depths with the real engine: triggers count until the intake fans
+    them out, deliveries while the send loop holds them (claimed, not yet recorded)."""
     import threading
-    publisher = InlinePublisher(batch_size=2, threads=1)
-    release, started = threading.Event(), threading.Event()
+    import time
+
+    from storage import queries
+    from storage.db import utcnow
+    from tests.support.servers import Peer
+    from workers import intake
+    from workers.context import WorkerContext
+    from workers.engine import Engine
+    from workers.producer import prepare
+
+    peer, release = Peer(), threading.Event()
+    peer.routes["/in"] = lambda recorded: (release.wait(30), (200, {}, {"ok": True}))[1]
+    ctx = WorkerContext.create(settings, None)
+    publisher = ctx.publisher = InlinePublisher(ctx.engine)
+    engine = publisher.delivery_engine = Engine(ctx, intake.InboxConsumer(ctx.engine))
+    with ctx.engine.begin() as conn:
+        org = queries.create_organization(conn, "Org", utcnow())
+        team = queries.create_team(conn, org, "Team", utcnow())
+        queries.insert_group(conn, {"id": "00000000-0000-4000-8000-000000000001", "organization_id": org,
+                                    "team_id": team, "name": "g", "created_at": utcnow(), "updated_at": utcnow()},
+                             [{"type": "order_created", "type_key": "order_created", "method": "POST",
+                               "endpoint": peer.url("/in")}])
+
+    def depths_become(expected, timeout=30):
+        deadline = time.monotonic() + timeout
+        while publisher.queue_depths() != expected:
+            assert time.monotonic() < deadline, f"queue depths {publisher.queue_depths()}, expected {expected}"
+            time.sleep(0.02)
+
     try:
-        publisher._submit("deliveries", lambda: (started.set(), release.wait(10)))
-        started.wait(10)
-        publisher._submit("deliveries", lambda: None)
-        publisher._submit("triggers", lambda: None)
-        assert publisher.queue_depths() == {"triggers": 1, "deliveries": 1}
+        publisher.triggers([prepare("order_created", {"order_details": {"id": n, "status": "active"},
+                                                      "event": {"id": 7}}, organization_id=org) for n in (1, 2)])
+        # the engine is not running yet: both wait in the inbox, nothing is in flight
+        assert publisher.queue_depths() == {"triggers": 2, "deliveries": 0}
+        engine.start()
+        peer.wait_for(lambda p: len(p.at("/in")) == 2, what="both deliveries at the receiver")
+        depths_become({"triggers": 0, "deliveries": 2})  # fanned out, both held by the send loop
         release.set()
-        drained = threading.Event()
-        publisher._submit("triggers", drained.set)  # one thread: runs after the two above
-        assert drained.wait(10)
-        assert publisher.queue_depths() == {"triggers": 0, "deliveries": 0}
+        depths_become({"triggers": 0, "deliveries": 0})
+        with ctx.engine.connect() as conn:
+            assert queries.status_counts(conn) == {"delivered": 2}
     finally:
         release.set()
-        publisher.shutdown()
+        engine.stop()
+        peer.close()
+        ctx.pool.shutdown(wait=False)
 
