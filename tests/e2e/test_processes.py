@@ -106,6 +106,7 @@ def test_migrations_run(where, env, tmp_path):
 
 @pytest.mark.parametrize("where", _one_of("Procfile", "web") + _one_of("compose", "web"))
 def test_web_starts_and_answers_health(where, env, tmp_path):
+    redis.Redis.from_url(BROKER).flushdb()  # its queue depths below: nothing left by earlier tests
     isolation.run(program(["doo-webhooks", "db", "upgrade"]), env=env, check=True, capture_output=True)
     port = free_port()
     env.update(PORT=str(port), WEB_CONCURRENCY="2")
