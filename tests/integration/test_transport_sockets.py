@@ -319,6 +319,25 @@ def test_hostname_with_one_internal_address_among_allowed_ones_is_refused(resolv
     assert requests[0].headers["host"].startswith("receiver.test:")
 
 
+def test_dns_cache_keeps_only_checked_answers(resolve):
+    """A refused answer is not cached (the next lookup asks again). A name rebound to an
+    internal address after an allowed answer still reaches only the checked address (through
+    the kept-alive connection or the cached answer: both were checked)."""
+    async def scenario(sender):
+        async with AsyncPeer() as peer:
+            url = peer.url("/hook", host="flip.test")
+            resolve("flip.test", "10.0.0.1")
+            refused = await sender.send("POST", url, body=b"", headers={})
+            resolve("flip.test", "127.0.0.1")
+            allowed = await sender.send("POST", url, body=b"", headers={})
+            resolve("flip.test", "169.254.169.254")
+            cached = await sender.send("POST", url, body=b"", headers={})
+            return refused, allowed, cached, len(peer.requests)
+    refused, allowed, cached, received = run(scenario)
+    assert refused.error_kind == "ssrf_blocked"
+    assert (allowed.status_code, cached.status_code, received) == (200, 200, 2)
+
+
 def test_body_beyond_max_bytes_is_cut_and_the_connection_not_reused():
     async def scenario(sender):
         async with AsyncPeer() as peer:
