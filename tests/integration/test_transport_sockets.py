@@ -407,7 +407,7 @@ def test_waiting_for_the_cap_is_not_part_of_the_attempt():
     assert (first.error_kind, second.error_kind) == ("timeout", "timeout")
     assert (third.status_code, third.error_kind) == (200, None)
     assert elapsed >= 0.55
-    assert third.duration_ms < 250
+    assert third.duration_ms < elapsed * 1000 - 450  # the wait behind the two is not in it
 
 
 def test_total_cap():
