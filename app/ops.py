@@ -15,23 +15,24 @@ from flask import request
 
 from doo_webhooks import health
 from doo_webhooks import metrics
-from workers.queues import DELIVERIES_QUEUE
-from workers.queues import TRIGGERS_QUEUE
+from workers.intake import RedisStreams
 
 UNMATCHED = "<unmatched>"
 
 
 @functools.lru_cache(maxsize=None)
-def _redis_depths(broker_url):
-    return metrics.redis_queue_depths(broker_url, (TRIGGERS_QUEUE, DELIVERIES_QUEUE))
+def _stream_depths(broker_url):
+    streams = RedisStreams(broker_url, timeout=1.0)  # a scrape must not hang on a lost Redis
+    return lambda: {"triggers": streams.depth()}
 
 
 def _queue_depths(settings, publisher):
-    """Where this process reads the broker's queue depths from (the in-process queue of standalone)."""
+    """Where this process reads what waits from: the trigger streams in Redis, or standalone's
+    own inbox and send loop."""
     if hasattr(publisher, "queue_depths"):
         return publisher.queue_depths
     if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return _redis_depths(settings.broker_url)
+        return _stream_depths(settings.broker_url)
     return dict
 
 

@@ -175,25 +175,6 @@ class LedgerCollector:
 
 
 # Celery's Redis transport keeps one list per queue and priority step (kombu's defaults).
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-
-
-def redis_queue_depths(broker_url, queues, timeout=1.0):
-    """A ``queue_depths`` function for a redis:// broker: LLEN of each queue's lists."""
-    import redis
-    client = redis.Redis.from_url(broker_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-    def depths():
-        pipe = client.pipeline(transaction=False)
-        for queue in queues:
-            for suffix in _PRIORITY_SUFFIXES:
-                pipe.llen(queue + suffix)
-        counts = pipe.execute()
-        steps = len(_PRIORITY_SUFFIXES)
-        return {queue: sum(counts[i * steps:(i + 1) * steps]) for i, queue in enumerate(queues)}
-    return depths
-
-
 def multiprocess_dir():
     """The directory of prometheus_client's multiprocess mode, or None (single process)."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None

@@ -69,8 +69,8 @@ def fan_out_batch(engine, records):
 class RedisStreams:
     """Publishing to and consuming from the partitioned trigger streams."""
 
-    def __init__(self, url):
-        self.redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
+    def __init__(self, url, timeout=30):
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=min(5, timeout), socket_timeout=timeout,
                                           health_check_interval=30)
         self.keys = [f"{PREFIX}:{p}" for p in range(PARTITIONS)]
 

@@ -96,17 +96,18 @@ def test_refused_requests_are_counted_too(client):
                   status=str(refused.status_code)) >= 1
 
 
-def test_redis_queue_depths_add_up_the_priority_lists():
+def test_services_queue_depth_is_the_triggers_waiting_in_every_stream():
+    from app.ops import _stream_depths
+    from workers.intake import RedisStreams
     url = REDIS_URL
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    redis.Redis.from_url(url).flushdb()
     try:
-        client.rpush("deliveries", "a", "b")
-        client.rpush("deliveries\x06\x169", "c")  # kombu's list for priority 9
-        client.rpush("triggers", "d")
-        assert metrics.redis_queue_depths(url, ("triggers", "deliveries"))() == {"triggers": 1, "deliveries": 3}
+        assert _stream_depths(url)() == {"triggers": 0}
+        RedisStreams(url).publish([{"organization_id": 1, "entity_kind": "order", "entity_id": str(n)}
+                                   for n in range(5)])  # spread over several partitions
+        assert _stream_depths(url)() == {"triggers": 5}
     finally:
-        client.flushdb()
+        redis.Redis.from_url(url).flushdb()
 
 
 def test_standalone_queue_depths_are_the_triggers_in_the_inbox_and_the_deliveries_in_flight(settings):
