@@ -35,9 +35,9 @@ def parse_args(argv):
                         help="where to write the results (default bench/results/latest.json)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="a database on the server where the bench creates (and drops) its own")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/5", help="Redis database for the broker "
-                        "(flushed by the bench)")
-    parser.add_argument("--redis", default=None, help="DOO_WEBHOOKS_REDIS_URL (default: the broker's)")
+    parser.add_argument("--broker", default="auto", help="Redis database for the broker, flushed by the bench "
+                        "and claimed as test runs claim theirs; default auto: a free one")
+    parser.add_argument("--redis", default=None, help="DOO_WEBHOOKS_REDIS_URL (default: the broker's; claimed too)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1: one worker host)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="worker --concurrency (default: the worker's own default)")
@@ -49,7 +49,6 @@ def parse_args(argv):
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a DOO_WEBHOOKS_ setting for every process, e.g. --set ORDERING_DELAY=0.2")
     args = parser.parse_args(argv)
-    args.redis = args.redis or args.broker
     for item in args.set:
         if "=" not in item:
             parser.error(f"--set {item!r}: expected NAME=VALUE (without the DOO_WEBHOOKS_ prefix)")
@@ -164,6 +163,11 @@ def main(argv=None):
         sizes["timeout"] = args.timeout
     chosen = args.only or list(scenarios.SCENARIOS)
     log_dir = tempfile.mkdtemp(prefix="doo-webhooks-bench-")
+    claims = [harness.RedisClaim(args.broker)]
+    args.broker = claims[0].url
+    if args.redis and args.redis != args.broker:
+        claims.append(harness.RedisClaim(args.redis))
+    args.redis = claims[-1].url
     from cryptography.fernet import Fernet
     behaviours = {"ok": "ok", "healthy": "ok", "fail": "ok",
                   **{f"slow{i}": f"delay:{sizes['slow_delay']}" for i in range(sizes["slow_endpoints"])}}
@@ -171,7 +175,7 @@ def main(argv=None):
                "quick": args.quick, **commit(args), "machine": machine(), "sizes": sizes,
                "workers": args.workers, "concurrency": args.concurrency or "worker default",
                "receiver": "bench/receiver.py (asyncio)", "scenarios": {}}
-    print(f"logs in {log_dir}", flush=True)
+    print(f"logs in {log_dir}; broker {args.broker}", flush=True)
     receiver = harness.ReceiverProcess(behaviours, log_dir)
     run = scenarios.Run(args, sizes, receiver, log_dir, Fernet.generate_key().decode())
     try:
@@ -189,6 +193,8 @@ def main(argv=None):
             print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
     finally:
         receiver.close()
+        for claim in claims:
+            claim.release()
     results["peak_rss_mb"] = peak_rss(results)
     results["settings_not_in_this_code"] = sorted(run.dropped)
     results["settings"] = {k: v for k, v in run.base.items() if k != "SECRET_KEYS"}
