@@ -177,7 +177,11 @@ class StreamConsumer:
 
     def _read(self, key, start):
         answer = self.streams.redis.xreadgroup(GROUP, CONSUMER, {key: start}, count=self.batch)
-        return [(entry_id, fields) for _, entries in answer or () for entry_id, fields in entries if fields]
+        entries = [entry for _, got in answer or () for entry in got]
+        gone = [entry_id for entry_id, fields in entries if not fields]
+        if gone:  # deleted but never acknowledged (an owner died between the two): nothing to do
+            self.streams.redis.xack(key, GROUP, *gone)
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     def _fan_out(self, key, entries):
         records = [json.loads(fields[b"r"]) for _, fields in entries]
