@@ -62,6 +62,9 @@ class SecretBox:
             self._fernet = _fernet(tuple(keys))
         except ValueError as exc:
             raise ValueError(f"DOO_WEBHOOKS_SECRET_KEYS holds an invalid Fernet key: {exc}") from None
+        # A worker decrypts a group's secrets for every attempt: an AES and an HMAC each time,
+        # for the same few ciphertexts. They are kept decrypted, per box (so per key set).
+        self._plain = functools.lru_cache(maxsize=4096)(self._decrypt)
 
     def encrypt(self, plaintext):
         if plaintext is None:
@@ -69,8 +72,9 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token):
-        if token is None:
-            return None
+        return None if token is None else self._plain(token)
+
+    def _decrypt(self, token):
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken:
