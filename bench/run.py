@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,9 @@ def parse_args(argv):
     parser.add_argument("--project", default=None, help="measure the code of another checkout (e.g. "
                         "`git archive COMMIT | tar -x -C DIR`) with this bench; default this checkout")
     parser.add_argument("--project-commit", default=None, help="the commit --project holds, for the JSON")
+    parser.add_argument("--receiver", choices=["auto", "nginx", "python"], default="auto",
+                        help="who answers 200 at once: nginx when installed (auto), or bench/receiver.py")
+    parser.add_argument("--nginx", default="nginx", help="the nginx binary (default: nginx on PATH)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a DOO_WEBHOOKS_ setting for every process, e.g. --set ORDERING_DELAY=0.2")
     args = parser.parse_args(argv)
@@ -169,14 +173,18 @@ def main(argv=None):
         claims.append(harness.RedisClaim(args.redis))
     args.redis = claims[-1].url
     from cryptography.fernet import Fernet
-    behaviours = {"ok": "ok", "healthy": "ok", "fail": "ok",
+    behaviours = {"ok": "ok", "timed": "ok", "healthy": "ok", "fail": "ok",
                   **{f"slow{i}": f"delay:{sizes['slow_delay']}" for i in range(sizes["slow_endpoints"])}}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "quick": args.quick, **commit(args), "machine": machine(), "sizes": sizes,
                "workers": args.workers, "concurrency": args.concurrency or "worker default",
-               "receiver": "bench/receiver.py (asyncio)", "scenarios": {}}
+               "scenarios": {}}
     print(f"logs in {log_dir}; broker {args.broker}", flush=True)
-    receiver = harness.ReceiverProcess(behaviours, log_dir)
+    nginx = shutil.which(args.nginx) if args.receiver != "python" else None
+    if args.receiver == "nginx" and not nginx:
+        raise SystemExit(f"--receiver nginx: no nginx at {args.nginx!r} (--nginx PATH)")
+    receiver = harness.Receivers(behaviours, log_dir, nginx)
+    results["receiver"] = receiver.kind
     run = scenarios.Run(args, sizes, receiver, log_dir, Fernet.generate_key().decode())
     try:
         print("baseline ...", flush=True)

@@ -217,7 +217,7 @@ def latency(run):
     rate, duration = run.sizes["latency_rate"], run.sizes["latency_seconds"]
 
     def body(db, pipeline):
-        tenant = make_tenant(db, "latency", [run.receiver.url("ok", "/latency")])
+        tenant = make_tenant(db, "latency", [run.receiver.url("timed", "/latency")])
         emitter = Emitter(run.args.broker)
         measure = Measure(run, pipeline, db)
         t0 = time.time()
@@ -225,7 +225,7 @@ def latency(run):
         emit_s = time.time() - t0
         finished, counts, t_end = wait_ledger(db, len(seqs) + 1, run.sizes["timeout"], pipeline)
         done = terminal(counts) - 1
-        lat = harness.latencies(run.receiver.records(), run.receiver.ports["ok"], emitter.emitted_at)
+        lat = harness.latencies(run.receiver.records(), run.receiver.ports["timed"], emitter.emitted_at)
         result = {"target_rate": rate, "seconds_emitting": round(emit_s, 2),
                   "achieved_emit_rate": round(len(seqs) / emit_s, 1), "triggers": len(seqs),
                   "deliveries": done, "finished": finished, "seconds": round(t_end - t0, 2),
@@ -254,8 +254,7 @@ def _wait_receiver(run, names, expected, timeout, pipeline):
     """Poll the receiver until ``expected`` 200s arrived on the ports ``names``."""
     deadline = time.monotonic() + timeout
     while True:
-        stats = run.receiver.stats()["counts"]
-        got = sum(stats.get(f"{run.receiver.ports[n]}:200", 0) for n in names)
+        got = run.receiver.count(names, 200)
         if got >= expected or time.monotonic() > deadline:
             return got >= expected, got
         pipeline.check()
