@@ -35,7 +35,8 @@ def parse_time(text):
 
 def fan_out_many(conn, records, now):
     """Store ``records`` (validated trigger messages) and their deliveries in the caller's
-    transaction; returns the new delivery rows (dicts).
+    transaction; returns the new delivery rows (dicts). A record carries its entity as a
+    dict (``entity``) or as the JSON text to store (``entity_text``, from the intake).
 
     A trigger_id seen before (or twice in ``records``) fans out once. A disabled hook gets
     a skipped row: recorded, terminal, never blocking its entity's order;
@@ -59,7 +60,8 @@ def fan_out_many(conn, records, now):
             "organization_id": record["organization_id"], "event_id": record["event_id"],
             "event_guide_id": record.get("event_guide_id"), "entity_kind": record["entity_kind"],
             "entity_id": record["entity_id"], "occurred_at": occurred_at, "received_at": now,
-            "entity": json.dumps(record["entity"], separators=(",", ":"), ensure_ascii=False),
+            "entity": record.get("entity_text") or json.dumps(record["entity"], separators=(",", ":"),
+                                                              ensure_ascii=False),
             "delivery_count": len(matched),
         })
         planned.append((record, occurred_at, matched))

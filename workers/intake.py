@@ -60,6 +60,21 @@ def encode(record):
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
+def stream_fields(record):
+    """A stream entry: the trigger (``r``) and, apart, its entity as the text the ledger stores
+    (``e``), so fan-out neither parses nor re-encodes the entity."""
+    meta = {key: value for key, value in record.items() if key != "entity"}
+    return {"r": encode(meta), "e": encode(record["entity"])}
+
+
+def from_fields(fields):
+    """The record of a stream entry (one of stream_fields, or a whole record in ``r``)."""
+    record = json.loads(fields[b"r"])
+    if b"e" in fields:
+        record["entity_text"] = fields[b"e"].decode("utf-8")
+    return record
+
+
 def fan_out_batch(engine, records):
     """Fan ``records`` out in one transaction; returns the new delivery rows."""
     with engine.begin() as conn:
@@ -78,7 +93,7 @@ class RedisStreams:
         """XADD every record to its partition, in one round trip, in the order given."""
         pipe = self.redis.pipeline(transaction=False)
         for record in records:
-            pipe.xadd(self.keys[partition_of(record)], {"r": encode(record)})
+            pipe.xadd(self.keys[partition_of(record)], stream_fields(record))
         pipe.execute()
 
     def depth(self):
@@ -184,7 +199,7 @@ class StreamConsumer:
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     def _fan_out(self, key, entries):
-        records = [json.loads(fields[b"r"]) for _, fields in entries]
+        records = [from_fields(fields) for _, fields in entries]
         try:
             return fan_out_batch(self.engine, records)
         except sqlalchemy.exc.OperationalError:
@@ -202,8 +217,8 @@ class StreamConsumer:
                 except Exception as exc:
                     log.error("trigger set aside in %s: %s", REJECTED, exc,
                               extra={"trigger_id": record.get("trigger_id")})
-                    self.streams.redis.xadd(REJECTED, {"r": fields[b"r"], "error": repr(exc)[:1000],
-                                                       "stream": key, "id": entry_id})
+                    self.streams.redis.xadd(REJECTED, {**fields, "error": repr(exc)[:1000], "stream": key,
+                                                       "id": entry_id})
             return rows
 
 

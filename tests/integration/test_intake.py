@@ -65,6 +65,10 @@ def test_a_batch_is_stored_in_emit_order_and_leaves_the_stream(streams, engine):
     for entity_id in ("0", "1", "2"):  # each entity's triggers in the order they were emitted
         assert by_entity[entity_id] == [r["trigger_id"] for r in records if r["entity_id"] == entity_id]
     assert len(fanned) == 30 and {row["status"] for row in fanned} == {"pending"}
+    with engine.connect() as conn:  # the entity is stored as the producer encoded it, byte for byte
+        texts = dict(conn.execute(sa.select(triggers.c.trigger_id, triggers.c.entity)).all())
+    assert texts == {r["trigger_id"]: json.dumps(r["entity"], separators=(",", ":"), ensure_ascii=False)
+                     for r in records}
 
 
 def test_a_dead_owners_pending_entries_come_first_and_once(streams, engine):
