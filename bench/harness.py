@@ -75,6 +75,15 @@ class Child:
             self.proc.wait(timeout=10)
         self.log.close()
 
+    def kill(self):
+        if _group_alive(self.proc.pid):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+
     def tail(self, lines=20):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return "".join(f.readlines()[-lines:])
@@ -412,8 +421,12 @@ class Receivers:
         return sum(r.cpu() for r in self.all())
 
     def close(self):
-        for receiver in self.all():
-            receiver.close()
+        try:
+            for receiver in self.all():
+                receiver.close()
+        finally:
+            for receiver in self.all():
+                receiver.child.kill()
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -444,8 +457,12 @@ class Pipeline:
         return {c.name: peak_rss_mb(c.pid) for c in self.children()}
 
     def close(self):
-        for child in self.children():
-            child.stop()
+        try:
+            for child in self.children():
+                child.stop()
+        finally:  # interrupted while stopping: none of them may outlive the bench
+            for child in self.children():
+                child.kill()
 
 
 # --- Redis: claimed like the test suite claims its databases (tests/support/isolation.py) -----------
@@ -529,6 +546,16 @@ def trigger_id(label, seq):
     return f"bench-{label}-{seq}"
 
 
+def in_threads(fn, items, threads):
+    """fn over items from ``threads`` threads; on Ctrl-C the items not started are dropped (a plain
+    ``with ThreadPoolExecutor`` would run all of them before letting the interrupt through)."""
+    pool = concurrent.futures.ThreadPoolExecutor(threads)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Emitter:
     """emit_many when the producer has it, else emit() from a few threads; records emit times."""
 
@@ -560,8 +587,7 @@ class Emitter:
                                           "trigger_id": trigger_id(label, seq)} for seq in chunk],
                                         broker_url=self.broker_url)
         else:
-            with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(lambda s: self.one(organization_id, label, s, trigger_type), seqs))
+            in_threads(lambda s: self.one(organization_id, label, s, trigger_type), seqs, self.threads)
         return time.monotonic() - started
 
     def paced(self, organization_id, label, seqs, rate, stop=None):

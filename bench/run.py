@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -158,8 +159,19 @@ def peak_rss(results):
 
 # --- main --------------------------------------------------------------------------------------------
 
+def _interrupted(signum, frame):
+    # one is enough: a second signal must not cut the cleanup short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored (a background job), go
+    # through the finally blocks: processes stopped, databases dropped, Redis claim released.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     if args.project:
         harness.use_project(args.project)
     sizes = dict(scenarios.QUICK if args.quick else scenarios.FULL)

@@ -1,6 +1,5 @@
 """The scenarios of the benchmark; each returns a dict of metrics (see docs/benchmarks.md)."""
 
-import concurrent.futures
 import json
 import os
 import time
@@ -114,10 +113,14 @@ def _with_pipeline(run, label, body, extra=None):
         run.warm_up(db, pipeline)
         return body(db, pipeline)
     finally:
-        if pipeline is not None:
-            pipeline.close()
-        db.close()
-        run.flush_redis()
+        try:
+            if pipeline is not None:
+                pipeline.close()
+        finally:
+            try:
+                db.close()
+            finally:
+                run.flush_redis()
 
 
 # --- baseline ---------------------------------------------------------------------------------
@@ -159,8 +162,7 @@ def baseline(run):
         run.receiver.reset()
         cpu0 = harness.cpu_seconds(os.getpid(), tree=False)
         started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, [r[0] for r in rows]))
+        harness.in_threads(one, [r[0] for r in rows], threads)
         seconds = time.monotonic() - started
         cpu = harness.cpu_seconds(os.getpid(), tree=False) - cpu0
         delivered = db.query("SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0]
