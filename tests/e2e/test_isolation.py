@@ -11,6 +11,7 @@ import uuid
 
 import redis
 
+from tests.conftest import REDIS_URL
 from tests.support import isolation
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -49,8 +50,12 @@ def _wait(predicate, timeout, what):
 def test_a_run_killed_halfway_leaves_no_process_and_no_redis_claim(tmp_path):
     marker = f"SUITE_VICTIM_MARKER={uuid.uuid4().hex}"
     info_path = tmp_path / "victim.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_TEST_")}  # claims its own
-    env.update(VICTIM_INFO=str(info_path), SUITE_VICTIM_MARKER=marker.split("=", 1)[1])
+    # The nested run uses this run's database (free ones are scarce on a shared machine) and claims
+    # it in a namespace of its own: its claim, and that the guard drops it, are then its alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOO_WEBHOOKS_TEST_")}
+    env.update(VICTIM_INFO=str(info_path), SUITE_VICTIM_MARKER=marker.split("=", 1)[1],
+               DOO_WEBHOOKS_TEST_CLAIMS=f"doo-webhooks-tests-victim-{uuid.uuid4().hex[:8]}",
+               DOO_WEBHOOKS_TEST_REDIS=REDIS_URL, DOO_WEBHOOKS_TEST_E2E_BROKER=REDIS_URL)
     with open(tmp_path / "victim.log", "wb") as log:
         victim = isolation.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(VICTIM)],
                                  cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -62,7 +67,7 @@ def test_a_run_killed_halfway_leaves_no_process_and_no_redis_claim(tmp_path):
         assert set(info["pids"]) <= set(_carrying(marker))
         number = int(info["redis_url"].rsplit("/", 1)[1])
         registry = redis.Redis.from_url(f"{isolation.REDIS_SERVER}/0")
-        claim = isolation.CLAIM_PREFIX + str(number)
+        claim = f"{env['DOO_WEBHOOKS_TEST_CLAIMS']}:claim:{number}"
         assert registry.get(claim) == info["owner"].encode()
 
         os.kill(victim.pid, signal.SIGKILL)  # no cleanup code of the victim runs
@@ -73,6 +78,9 @@ def test_a_run_killed_halfway_leaves_no_process_and_no_redis_claim(tmp_path):
     finally:
         if victim.poll() is None:
             victim.kill()
+        registry = redis.Redis.from_url(f"{isolation.REDIS_SERVER}/0")
+        for key in registry.scan_iter(f"{env['DOO_WEBHOOKS_TEST_CLAIMS']}:*"):
+            registry.delete(key)
 
 
 def test_a_process_of_the_suite_dies_with_pytest_and_leads_its_own_group():

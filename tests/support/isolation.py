@@ -5,11 +5,14 @@ database 0, ``doo-webhooks-tests:claim:<n>``, set only if absent (SET NX) and ho
 run's pid with a short TTL that a thread of the run keeps renewing. A run killed with SIGKILL
 stops renewing; its claims lapse within ``CLAIM_TTL`` seconds (the guard below drops them at
 once). A database no run of this suite has claimed on its own before is only claimed when it
-is empty, so a database someone uses by hand is left alone. ``DOO_WEBHOOKS_TEST_REDIS`` and
+is empty, and no database is claimed while a client is connected to it (CLIENT LIST), so a
+database someone uses by hand, or a run of older code, is left alone. ``DOO_WEBHOOKS_TEST_REDIS`` and
 ``DOO_WEBHOOKS_TEST_E2E_BROKER`` still choose the databases; those are claimed too (a run
 whose chosen database another live run holds stops and says so), and remembered, so that a
-run claiming on its own never picks a database somebody chose. (Celery's broker URL has no key prefix, so a prefix is no fallback:
-with no free database the run says so and stops.)
+run claiming on its own never picks a database somebody chose. When only one database is free, the run
+uses it for both (its tests run one after another and empty it first). The broker URL has
+no key prefix, so a prefix is no fallback: with no free database at all the run says so and
+stops.
 
 Processes: ``Popen`` and ``run`` start every process of the suite in a process group of its
 own, with PR_SET_PDEATHSIG=SIGKILL (it dies when the pytest process does), and tell a guard
@@ -31,9 +34,11 @@ import threading
 REDIS_SERVER = os.environ.get("DOO_WEBHOOKS_TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
 DATABASES = range(15, 0, -1)  # 0 holds the claims (and is Redis' default: never a test's)
 CLAIM_TTL = 30
-CLAIM_PREFIX = "doo-webhooks-tests:claim:"
-USED_BEFORE = "doo-webhooks-tests:used"  # databases runs of this suite claimed on their own before
-CHOSEN = "doo-webhooks-tests:chosen"  # databases someone named in a variable: left to them
+# the claims' namespace; tests/e2e/test_isolation.py gives its nested run one of its own
+NAMESPACE = os.environ.get("DOO_WEBHOOKS_TEST_CLAIMS", "doo-webhooks-tests")
+CLAIM_PREFIX = f"{NAMESPACE}:claim:"
+USED_BEFORE = f"{NAMESPACE}:used"  # databases runs of this suite claimed on their own before
+CHOSEN = f"{NAMESPACE}:chosen"  # databases someone named in a variable: left to them
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
 
 _lock = threading.Lock()
@@ -65,13 +70,22 @@ def _claim(registry, number, *, chosen):
         registry.srem(USED_BEFORE, number)
         registry.sadd(CHOSEN, number)
         return True
-    if registry.sismember(CHOSEN, number) or (
+    if registry.sismember(CHOSEN, number) or _in_use(registry, number) or (
             not registry.sismember(USED_BEFORE, number)
             and redis.Redis.from_url(f"{REDIS_SERVER}/{number}", socket_timeout=5).dbsize()):
         registry.delete(key)  # someone's database: not ours to flush
         return False
     registry.sadd(USED_BEFORE, number)
     return True
+
+
+def _in_use(registry, number):
+    """True when a client is connected to database ``number``: a worker of a run that claims
+    nothing (older code, a hand-started one) may wait on an empty database for messages."""
+    try:
+        return any(int(client.get("db", -1)) == number for client in registry.client_list())
+    except Exception:  # CLIENT LIST refused (ACL): emptiness is all we can go by
+        return False
 
 
 def redis_url(variable):
@@ -105,6 +119,8 @@ def _choose(variable):
         if number not in _claimed and _claim(registry, number, chosen=False):
             _remember(number)
             return f"{REDIS_SERVER}/{number}"
+    if _claimed:  # one run's tests run one after another and empty what they use: one database serves
+        return f"{REDIS_SERVER}/{_claimed[0]}"
     raise NoFreeDatabase(f"no free Redis database (1-15) on {REDIS_SERVER}: other test runs hold them; set "
                          "DOO_WEBHOOKS_TEST_REDIS and DOO_WEBHOOKS_TEST_E2E_BROKER to databases of your own")
 
