@@ -279,7 +279,17 @@ def emit(trigger_type, entity_file, organization_id, event_id, event_guide_id, t
 # --- operating deliveries --------------------------------------------------------------
 # The operator's side of the API's delivery endpoints, straight on the ledger (no tenant
 # scoping: whoever holds the database settings sees every organization). Nothing here needs
-# the broker: restarted deliveries are pending rows that the workers claim at their next poll.
+# the broker: restarted deliveries are due rows that the workers claim at their next poll;
+# in services mode a nudge through the broker, when it answers, has them claimed at once.
+
+
+def _nudge_workers(settings):
+    """Wake the workers' send loops (best effort: StreamPublisher swallows a broker that is
+    away). A standalone service is not reached from here: it polls every DISPATCH_INTERVAL."""
+    if settings.broker_url.startswith("sqlite"):
+        return
+    from workers.producer import StreamPublisher
+    StreamPublisher(settings.broker_url).nudge()
 
 def _when(value, zone=None):
     """An ISO date-time option as naive UTC; no offset means UTC (or ``zone``)."""
@@ -379,12 +389,14 @@ def deliveries_redeliver(delivery_id):
     webhook-id). A skipped one whose hook is still disabled waits until the hook is enabled."""
     from storage.db import utcnow
     from workers import operations
-    with _engine(_settings()).begin() as conn:
+    settings = _settings()
+    with _engine(settings).begin() as conn:
         row = _delivery(conn, delivery_id)
         try:
-            operations.redeliver(conn, row, utcnow(), enqueued=False)
+            operations.redeliver(conn, row, utcnow())
         except operations.Refused as exc:
             raise click.ClickException(str(exc)) from None
+    _nudge_workers(settings)
     _print({"delivery_id": delivery_id, "status": "pending"})
 
 
@@ -412,16 +424,18 @@ def dead_letters_replay(organization_id, group_id, hook_type, since, until, limi
     from storage.db import utcnow
     from workers import operations
     filters = _window(organization_id, group_id, hook_type, since, until)
-    engine, queued, remaining = _engine(_settings()), 0, 0
+    settings = _settings()
+    engine, queued, remaining = _engine(settings), 0, 0
     with click.progressbar(length=limit, label="replaying", file=sys.stderr) as bar:
         while queued < limit:
             with engine.begin() as conn:
-                ids, remaining = operations.replay(conn, utcnow(), enqueued=False,
-                                                   limit=min(500, limit - queued), **filters)
+                ids, remaining = operations.replay(conn, utcnow(), limit=min(500, limit - queued), **filters)
             queued += len(ids)
             bar.update(len(ids))
             if not ids:
                 break
+    if queued:
+        _nudge_workers(settings)
     _print({"queued": queued, "remaining": remaining})
 
 

@@ -130,8 +130,6 @@ SETTINGS = (
     Setting("LEASE_SECONDS", "60", float,
             "How long a claimed delivery belongs to one worker; after that the scheduler "
             "takes it back (the worker died)."),
-    Setting("REQUEUE_AFTER", "30", float,
-            "Seconds after which a due delivery whose queue message never ran is enqueued again."),
     Setting("DISPATCH_INTERVAL", "1", float, "Seconds between two runs of the scheduler's dispatch_due."),
     Setting("BATCH_SIZE", "200", int, "Most deliveries a worker claims in one statement."),
     Setting("SEND_CONCURRENCY", "1000", int,
@@ -175,7 +173,6 @@ class Settings:
     token_default_ttl: int
     token_leeway: int
     lease_seconds: float
-    requeue_after: float
     dispatch_interval: float
     batch_size: int
     send_concurrency: int
@@ -240,7 +237,7 @@ def _check(values):
     need(values["disable_after"] >= 0, "DISABLE_AFTER", "must not be negative (0 = never)")
     need(values["success_statuses"] and all(100 <= s <= 599 for s in values["success_statuses"]),
          "SUCCESS_STATUSES", "must be HTTP statuses (100-599)")
-    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS", "REQUEUE_AFTER"):
+    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS"):
         value = values[name.lower()]
         need(0 < value < 86400, name, "must be a number of seconds above 0 and below a day")
     for name in ("BATCH_SIZE", "SEND_CONCURRENCY", "HOST_CONCURRENCY", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):

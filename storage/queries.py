@@ -187,7 +187,7 @@ def delete_group(conn, group_id, organization_ids, now):
     if result.rowcount:
         conn.execute(sa.update(deliveries).where(
             deliveries.c.group_id == group_id, deliveries.c.status.in_(OPEN_STATUSES),
-        ).values(status="cancelled", updated_at=now, enqueued_at=None))
+        ).values(status="cancelled", updated_at=now))
     return result.rowcount > 0
 
 
@@ -295,15 +295,8 @@ def claim(conn, ids, now, lease_seconds):
                 lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
-    left = set(ids) - set(claimed)
-    if left:
-        # Blocked or not yet due: the scheduler will enqueue them when their turn comes.
-        # Rows another transaction holds (a concurrent claim or sweep) are skipped, not waited for:
-        # waiting would serialise the workers that SKIP LOCKED just kept apart.
-        forget = _locking(conn, sa.select(deliveries.c.id).where(
-            deliveries.c.id.in_(left), deliveries.c.status.in_(OPEN_STATUSES)))
-        conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(forget.scalar_subquery()))
-                     .values(enqueued_at=None))
+    # the others (blocked, not yet due, or held by another worker) are left as they are:
+    # a send loop's claim_due takes them when their turn comes
     return claimed_details(conn, claimed)
 
 
@@ -325,7 +318,7 @@ def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
     claimed = conn.execute(
         sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
         .values(status="in_flight", attempts=deliveries.c.attempts + 1,
-                lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now, enqueued_at=None)
+                lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
     return claimed_details(conn, claimed)
@@ -420,7 +413,7 @@ def _record_deliveries_pg(conn, outcomes):
         .values(status=v.c.status, next_attempt_at=v.c.next_attempt_at,
                 payload=sa.func.coalesce(deliveries.c.payload, v.c.payload),
                 last_status_code=v.c.last_status_code, last_error=v.c.last_error, delivered_at=v.c.delivered_at,
-                updated_at=v.c.now, lease_until=None, enqueued_at=None)
+                updated_at=v.c.now, lease_until=None)
         .returning(deliveries.c.id, deliveries.c.status)
     ).all()
     return sorted(row.id for row in done if row.status == "dead")
@@ -435,7 +428,7 @@ def _record_deliveries(conn, outcomes):
             payload=sa.func.coalesce(deliveries.c.payload, sa.bindparam("b_payload")),
             last_status_code=sa.bindparam("b_code"), last_error=sa.bindparam("b_error"),
             delivered_at=sa.bindparam("b_delivered_at"), updated_at=sa.bindparam("b_now"),
-            lease_until=None, enqueued_at=None,
+            lease_until=None,
         )
     )
     params = [{
@@ -537,7 +530,7 @@ def _unnest(prefix, kinds, rows):
 def cancel(conn, ids, now):
     if ids:
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(
-            status="cancelled", lease_until=None, enqueued_at=None, updated_at=now))
+            status="cancelled", lease_until=None, updated_at=now))
 
 
 def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried=None):
@@ -568,7 +561,7 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
                            ("retrying", [i for i, n in spent.items() if n < max_attempts])):
         if chosen:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(chosen)).values(
-                status=status, lease_until=None, enqueued_at=None, next_attempt_at=now,
+                status=status, lease_until=None, next_attempt_at=now,
                 last_error="worker_lost", updated_at=now))
             if status == "dead" and buried is not None:
                 buried.extend(chosen)
@@ -682,14 +675,14 @@ def delivery_view(conn, delivery_id):
     ).first()
 
 
-def restart_series(conn, ids, now, statuses, enqueued):
+def restart_series(conn, ids, now, statuses):
     """Give each delivery of ``ids`` that is in one of ``statuses`` a new attempt series.
 
     Same row, payload and webhook-id; ``attempt_base`` moves to the attempts made so far, so
     the new series again has max_attempts and the attempt numbers go on growing. The row
     keeps its sequence: the ordering rule sorts it among its entity's deliveries.
-    ``enqueued``: the caller publishes the ids after the commit; otherwise the scheduler
-    takes them at its next sweep. Returns the ids restarted.
+    The rows are due at once: the workers' next claim takes them (the caller may nudge the
+    send loops after the commit). Returns the ids restarted.
     """
     if not ids:
         return []
@@ -697,13 +690,12 @@ def restart_series(conn, ids, now, statuses, enqueued):
         sa.update(deliveries)
         .where(deliveries.c.id.in_(ids), deliveries.c.status.in_(statuses))
         .values(status="pending", attempt_base=deliveries.c.attempts, next_attempt_at=now,
-                delivered_at=None, skipped_reason=None, lease_until=None, enqueued_at=now if enqueued else None,
-                updated_at=now)
+                delivered_at=None, skipped_reason=None, lease_until=None, updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
 
 
-def replay_dead(conn, now, limit, enqueued, **filters):
+def replay_dead(conn, now, limit, **filters):
     """Restart up to ``limit`` dead deliveries of live groups matching ``filters``, oldest
     (by sequence) first; returns their ids in that order."""
     chosen = conn.execute(
@@ -712,7 +704,7 @@ def replay_dead(conn, now, limit, enqueued, **filters):
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
         .limit(limit)
     ).scalars().all()
-    restarted = set(restart_series(conn, chosen, now, ("dead",), enqueued))
+    restarted = set(restart_series(conn, chosen, now, ("dead",)))
     return [i for i in chosen if i in restarted]
 
 
@@ -762,8 +754,7 @@ def enable_hook(conn, hook_id, now):
 
     Retries are brought forward to ``now`` (the receiver is back: no need to sit out a
     backoff chosen while it was failing); pending rows keep their time, so an
-    initialization stays paced. Their stale queue marks are dropped so the scheduler's next
-    sweep takes them.
+    initialization stays paced. The workers' next claim takes whatever is due.
     """
     enabled = conn.execute(sa.update(hooks).where(hooks.c.id == hook_id, hooks.c.disabled_at.is_not(None))
                            .values(disabled_at=None, disabled_reason=None, failing_since=None)).rowcount
@@ -772,9 +763,8 @@ def enable_hook(conn, hook_id, now):
     conn.execute(sa.update(deliveries).where(
         deliveries.c.hook_id == hook_id, deliveries.c.status == "retrying", deliveries.c.next_attempt_at > now,
     ).values(next_attempt_at=now, updated_at=now))
-    return conn.execute(sa.update(deliveries).where(
-        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES),
-    ).values(enqueued_at=None)).rowcount
+    return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
+        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES))).scalar_one()
 
 
 def hook_details(conn, hook_ids):

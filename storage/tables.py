@@ -138,7 +138,7 @@ triggers = sa.Table(
 # status: pending -> in_flight -> delivered | retrying | dead | cancelled; or skipped
 # A trigger matching a disabled hook makes a ``skipped`` row (terminal, never sent unless
 # redelivered; ``skipped_reason`` says why). A pending or retrying row whose hook was disabled
-# later waits: it is neither claimed nor enqueued until the hook is enabled again.
+# later waits: no worker claims it until the hook is enabled again.
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
@@ -162,7 +162,6 @@ deliveries = sa.Table(
     sa.Column("source", sa.String(16), nullable=False, default="trigger", server_default="trigger"),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),
     sa.Column("lease_until", sa.DateTime),
-    sa.Column("enqueued_at", sa.DateTime),
     sa.Column("payload", sa.Text),
     sa.Column("last_status_code", sa.Integer),
     sa.Column("last_error", sa.String(32)),

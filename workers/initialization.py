@@ -51,8 +51,8 @@ def initialize(conn, entity_kind, now, *, hook_types=None, rate=DEFAULT_RATE, or
                event_id=None, updated_after=None, updated_before=None, group_id=None):
     """Create the paced deliveries of one initialization; returns (items re-sent, delivery rows).
 
-    ``organization_ids`` None means every organization (the operator's CLI). The rows are
-    left for the scheduler (no queue message): it enqueues each when it falls due.
+    ``organization_ids`` None means every organization (the operator's CLI). The rows wait
+    in the ledger: the workers' send loops claim each when it falls due.
     """
     if not 1 <= rate <= MAX_RATE:
         raise ValueError(f"max_rate_per_min must be between 1 and {MAX_RATE}")

@@ -41,6 +41,6 @@ def delivery_row(hook, trigger_pk, organization_id, entity_kind, entity_id, occu
         "entity_kind": entity_kind, "entity_id": entity_id,
         "ordering_key": ordering_key(hook.group_id, hook.endpoint, entity_kind, entity_id),
         "sequence": sequence_of(occurred_at), "status": "pending", "attempts": 0, "attempt_base": 0,
-        "source": "trigger", "next_attempt_at": now, "lease_until": None, "enqueued_at": None,
+        "source": "trigger", "next_attempt_at": now, "lease_until": None,
         "skipped_reason": None, "created_at": now, "updated_at": now, **fields,
     }

@@ -1,9 +1,8 @@
 """Putting deliveries right by hand: redeliver one, replay dead letters, enable a hook, purge.
 
 Plain functions over a connection (or an engine for the long purge); the API and the CLI
-are their two faces. None of them sends anything: a restarted delivery is a pending row,
-and the caller either publishes its id after the commit (the API, for speed) or leaves it
-to the scheduler's next sweep (the CLI, which may run where no broker is reachable).
+are their two faces. None of them sends anything: a restarted delivery is a due row that
+the workers' next claim takes; the caller may nudge their send loops after the commit.
 """
 
 import datetime
@@ -22,7 +21,7 @@ class Refused(Exception):
     """The operation does not apply to this object in its current state (HTTP 409)."""
 
 
-def redeliver(conn, row, now, enqueued):
+def redeliver(conn, row, now):
     """Start a new attempt series for one delivery (a ``queries.delivery_view`` row).
 
     Only a dead, delivered or skipped delivery can be sent again: a pending, retrying or
@@ -34,13 +33,13 @@ def redeliver(conn, row, now, enqueued):
     if row.status not in queries.REPLAYABLE_STATUSES:
         raise Refused(f"delivery {row.id} is {row.status}; "
                       "only a dead, delivered or skipped delivery can be redelivered")
-    if not queries.restart_series(conn, [row.id], now, queries.REPLAYABLE_STATUSES, enqueued):
+    if not queries.restart_series(conn, [row.id], now, queries.REPLAYABLE_STATUSES):
         raise Refused(f"delivery {row.id} changed meanwhile; look at it again")
 
 
-def replay(conn, now, enqueued, limit=REPLAY_LIMIT, **filters):
+def replay(conn, now, limit=REPLAY_LIMIT, **filters):
     """Restart up to ``limit`` dead letters matching ``filters``; returns (ids, dead letters left)."""
-    ids = queries.replay_dead(conn, now, min(limit, REPLAY_LIMIT), enqueued, **filters)
+    ids = queries.replay_dead(conn, now, min(limit, REPLAY_LIMIT), **filters)
     return ids, queries.count_deliveries(conn, status="dead", live_groups=True, **filters)
 
 

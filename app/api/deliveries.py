@@ -201,13 +201,13 @@ def _group_of(conn, organization_id, group_id):
 
 
 def _publish(ids):
-    """Enqueue restarted deliveries now; if the broker is away the scheduler sends them anyway."""
+    """Wake the workers' send loops for restarted deliveries, so they go out at once."""
     if not ids:
         return
     try:
         services().publisher.deliveries(ids)
-    except Exception as exc:  # the rows are pending: the scheduler takes them after REQUEUE_AFTER
-        log.warning("could not enqueue %d restarted delivery(ies): %s", len(ids), exc)
+    except Exception as exc:  # the rows are due in the ledger: the workers' next poll claims them
+        log.warning("could not nudge the workers for %d restarted delivery(ies): %s", len(ids), exc)
 
 
 def _accepted(body):
@@ -256,7 +256,7 @@ def redeliver(delivery_id):
     with services().engine.begin() as conn:
         row = _visible_delivery(conn, caller, delivery_id, write=True)
         try:
-            operations.redeliver(conn, row, utcnow(), enqueued=True)
+            operations.redeliver(conn, row, utcnow())
         except operations.Refused as exc:
             abort(409, message=str(exc))
         row = queries.delivery_view(conn, delivery_id)
@@ -314,8 +314,7 @@ def replay_dead_letters(body, team_id):
     with services().engine.begin() as conn:
         if body.get("group_id"):
             _group_of(conn, membership.organization_id, body["group_id"])
-        ids, remaining = operations.replay(conn, utcnow(), enqueued=True,
-                                           organization_ids=[membership.organization_id],
+        ids, remaining = operations.replay(conn, utcnow(), organization_ids=[membership.organization_id],
                                            group_id=body.get("group_id"), **_filters(body))
     _publish(ids)
     return _accepted(success({"queued": len(ids), "remaining": remaining}))

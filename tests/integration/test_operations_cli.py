@@ -23,6 +23,7 @@ from storage.tables import triggers
 from tests.conftest import PG_SERVER
 from tests.conftest import TEST_KEY
 from workers.fanout import fan_out
+from workers.producer import StreamPublisher
 from workers.producer import prepare
 
 # --- migration 0002 ------------------------------------------------------------------------
@@ -93,6 +94,10 @@ class Cli:
             monkeypatch.setenv(f"DOO_WEBHOOKS_{key}", value)
         self.engine = engine_for(url)
         self.runner = CliRunner()
+        # the nudges the CLI sends to the workers, by broker URL (none reaches a real broker:
+        # Redis channels are shared by every database of the server, so every test run's workers)
+        self.nudges = []
+        monkeypatch.setattr(StreamPublisher, "nudge", lambda publisher: self.nudges.append(publisher.broker_url))
         now = utcnow()
         with self.engine.begin() as conn:
             self.organization_id = queries.create_organization(conn, "Org", now)
@@ -178,6 +183,30 @@ def test_dead_letters_list_and_replay_leave_the_sending_to_the_workers(cli):
     cli.set([ids[1]], status="delivered")
     assert cli.json("deliveries", "redeliver", ids[1])["status"] == "pending"
     assert "only a dead, delivered or skipped" in cli("deliveries", "redeliver", ids[2], ok=False).output
+
+
+def test_restarts_nudge_the_workers_through_the_broker_in_services_mode(cli, monkeypatch, tmp_path):
+    now = utcnow()
+    ids = cli.emit("order_created", 1, now - datetime.timedelta(minutes=2)) + \
+        cli.emit("order_created", 2, now - datetime.timedelta(minutes=1))
+    cli.set(ids, status="dead", attempts=10)
+    broker = "redis://127.0.0.1:6379/9"
+    monkeypatch.setenv("DOO_WEBHOOKS_BROKER_URL", broker)
+
+    assert cli.json("dead-letters", "replay", "--type", "order_updated")["queued"] == 0
+    assert cli.nudges == []  # nothing restarted: nothing to wake anyone for
+    assert cli.json("dead-letters", "replay", "--limit", "1")["queued"] == 1
+    assert cli.nudges == [broker]
+    cli("deliveries", "redeliver", ids[0], ok=False)  # pending now: refused
+    assert cli.nudges == [broker]
+    cli.json("deliveries", "redeliver", ids[1])
+    assert cli.nudges == [broker, broker]
+
+    # a standalone service polls its ledger: the CLI has no way to it, and does not try
+    cli.set([ids[1]], status="dead")
+    monkeypatch.setenv("DOO_WEBHOOKS_BROKER_URL", f"sqlite:///{tmp_path / 'standalone.sqlite3'}")
+    assert cli.json("deliveries", "redeliver", ids[1])["status"] == "pending"
+    assert cli.nudges == [broker, broker]
 
 
 def test_init_orders_paces_what_it_queues(cli):

@@ -38,7 +38,7 @@ def test_defaults():
     assert s.timeouts == (5.0, 15.0)
     assert s.response_excerpt_bytes == 65536
     assert (s.token_default_ttl, s.token_leeway) == (300, 30)
-    assert (s.lease_seconds, s.requeue_after, s.dispatch_interval) == (60.0, 30.0, 1.0)
+    assert (s.lease_seconds, s.dispatch_interval) == (60.0, 1.0)
     assert (s.batch_size, s.send_concurrency, s.host_concurrency) == (200, 1000, 100)
     assert (s.origin_api_key, s.origin_token) == ("", "")
     assert s.access_token_ttl == 3600
@@ -62,8 +62,7 @@ def test_types_of_defaults():
     s = from_env({})
     assert all(isinstance(v, float) for v in s.retry_schedule)
     assert all(isinstance(v, int) for v in s.success_statuses)
-    for name in ("retry_jitter", "connect_timeout", "read_timeout", "lease_seconds", "requeue_after",
-                 "dispatch_interval"):
+    for name in ("retry_jitter", "connect_timeout", "read_timeout", "lease_seconds", "dispatch_interval"):
         assert isinstance(getattr(s, name), float), name
     for name in ("max_attempts", "response_excerpt_bytes", "token_default_ttl", "token_leeway", "batch_size",
                  "send_concurrency", "host_concurrency", "access_token_ttl", "max_body_bytes"):
@@ -154,10 +153,10 @@ def test_networks():
 
 
 def test_floats_and_ints():
-    s = from_env(env(retry_jitter="0.5", lease_seconds="1.5", requeue_after="2", connect_timeout="0.25",
+    s = from_env(env(retry_jitter="0.5", lease_seconds="1.5", connect_timeout="0.25",
                      read_timeout="1e1", dispatch_interval="0.1", max_attempts="3", batch_size=" 7 ",
                      send_concurrency="50", host_concurrency="4"))
-    assert (s.retry_jitter, s.lease_seconds, s.requeue_after) == (0.5, 1.5, 2.0)
+    assert (s.retry_jitter, s.lease_seconds) == (0.5, 1.5)
     assert s.timeouts == (0.25, 10.0)
     assert s.dispatch_interval == 0.1
     assert (s.max_attempts, s.batch_size) == (3, 7)
