@@ -28,7 +28,8 @@ def wait_http(url, timeout=30, status=None, what=None, process=None):
             last = requests.get(url, timeout=2)
             if status is None or last.status_code == status:
                 return last
-        except requests.ConnectionError as exc:
+        # a read timeout too: gunicorn's master accepts before its workers have loaded the app
+        except (requests.ConnectionError, requests.Timeout) as exc:
             last = exc
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the process exited ({process.returncode}) before {what or url} answered")
