@@ -45,6 +45,7 @@ def parse_args(argv):
                         help="worker --concurrency (default: the worker's own default)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per scenario before it is "
                         "reported unfinished (default 300, --quick 90)")
+    parser.add_argument("--show", metavar="JSON", help="print the table of an earlier run's JSON, and stop")
     parser.add_argument("--project", default=None, help="measure the code of another checkout (e.g. "
                         "`git archive COMMIT | tar -x -C DIR`) with this bench; default this checkout")
     parser.add_argument("--project-commit", default=None, help="the commit --project holds, for the JSON")
@@ -168,6 +169,10 @@ def _interrupted(signum, frame):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.show:
+        with open(args.show) as f:
+            print(table(json.load(f)))
+        return 0
     # SIGTERM, and SIGINT even where a shell started us with it ignored (a background job), go
     # through the finally blocks: processes stopped, databases dropped, Redis claim released.
     signal.signal(signal.SIGTERM, _interrupted)
