@@ -134,7 +134,8 @@ SETTINGS = (
     Setting("BATCH_SIZE", "200", int, "Most deliveries a worker claims in one statement."),
     Setting("SEND_CONCURRENCY", "1000", int,
             "Most first attempts one worker process has in flight (retries get a quarter of "
-            "that on top, in a lane of their own)."),
+            "that on top, in a lane of their own); receivers at their HOST_CONCURRENCY cap count "
+            "for at most half of it."),
     Setting("HOST_CONCURRENCY", "100", int,
             "Most requests one worker process has in flight to one receiver host (host and port)."),
     Setting("ORIGIN_API_KEY", "", str, "x-api-key sent to GraphQL origins."),

@@ -230,7 +230,8 @@ def store_triggers(conn, rows):
     if not rows:
         return {}
     stmt, params = _bulk_insert(conn, triggers, rows)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["trigger_id"]).returning(triggers.c.trigger_id, triggers.c.id)
+    stmt = _built(("store_triggers", conn.dialect.name, tuple(rows[0])), lambda: stmt.on_conflict_do_nothing(
+        index_elements=["trigger_id"]).returning(triggers.c.trigger_id, triggers.c.id))
     return dict(conn.execute(stmt, params).all())
 
 
@@ -309,27 +310,32 @@ def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
     now (their host is at its connection cap): their lease would run out while they wait.
     The attempt is counted at claim time (see ``claim``). Returns claimed_details.
     """
-    where = [deliveries.c.status == status, deliveries.c.next_attempt_at <= now,
-             _not_blocked(deliveries), _hook_enabled(deliveries)]
-    if skip_endpoints:
-        where.append(deliveries.c.endpoint.not_in(sorted(skip_endpoints)))
-    due = _locking(conn, sa.select(deliveries.c.id).where(*where)
-                   .order_by(deliveries.c.next_attempt_at).limit(limit))
-    claimed = conn.execute(
-        sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(status="in_flight", attempts=deliveries.c.attempts + 1,
-                lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now)
-        .returning(deliveries.c.id)
-    ).scalars().all()
-    return claimed_details(conn, claimed)
+    def build(skipping):
+        where = [deliveries.c.status == sa.bindparam("c_status"), deliveries.c.next_attempt_at <= sa.bindparam("c_now"),
+                 _not_blocked(deliveries), _hook_enabled(deliveries)]
+        if skipping:
+            where.append(deliveries.c.endpoint.not_in(sa.bindparam("c_skip", expanding=True)))
+        due = _locking(conn, sa.select(deliveries.c.id).where(*where)
+                       .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("c_limit", type_=sa.Integer)))
+        return (sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+                .values(status="in_flight", attempts=deliveries.c.attempts + 1,
+                        lease_until=sa.bindparam("c_lease_until", type_=sa.DateTime),
+                        updated_at=sa.bindparam("c_updated_at", type_=sa.DateTime))
+                .returning(deliveries.c.id))
+    skipping = bool(skip_endpoints)
+    stmt = _built(("claim_due", conn.dialect.name, skipping), lambda: build(skipping))
+    params = {"c_status": status, "c_now": now, "c_limit": limit, "c_updated_at": now,
+              "c_lease_until": now + datetime.timedelta(seconds=lease_seconds)}
+    if skipping:
+        params["c_skip"] = sorted(skip_endpoints)
+    return claimed_details(conn, conn.execute(stmt, params).scalars().all())
 
 
 def claimed_details(conn, ids):
     """What sending needs of claimed deliveries: trigger, hook and group, in trigger order."""
     if not ids:
         return []
-    return conn.execute(
-        sa.select(
+    return conn.execute(_built("claimed_details", lambda: sa.select(
             deliveries.c.id, deliveries.c.attempts, deliveries.c.attempt_base, deliveries.c.hook_id,
             deliveries.c.payload, deliveries.c.endpoint,
             deliveries.c.type, deliveries.c.group_id, deliveries.c.organization_id,
@@ -342,9 +348,8 @@ def claimed_details(conn, ids):
             webhook_groups.c.signing_secret_enc, webhook_groups.c.deleted_at.label("group_deleted_at"),
         )
         .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups))
-        .where(deliveries.c.id.in_(ids))
-        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
-    ).all()
+        .where(deliveries.c.id.in_(sa.bindparam("d_ids", expanding=True)))
+        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)), {"d_ids": list(ids)}).all()
 
 
 def record(conn, outcomes):
@@ -387,11 +392,15 @@ def _insert_attempts(conn, rows):
     stmt = _insert(conn, attempts)
     if conn.dialect.name == "postgresql":
         # strings as unbounded text: a cast to varchar(n) would cut silently where the column refuses
-        kinds = {name: sa.Text if isinstance(attempts.c[name].type, sa.String) else attempts.c[name].type
-                 for name in rows[0]}
-        v = _unnest("a", kinds, rows)
-        conn.execute(stmt.from_select(list(kinds), sa.select(*(v.c[name] for name in kinds)))
-                     .on_conflict_do_nothing(index_elements=["delivery_id", "number"]))
+        names = tuple(rows[0])
+
+        def build():
+            kinds = {name: sa.Text if isinstance(attempts.c[name].type, sa.String) else attempts.c[name].type
+                     for name in names}
+            v = _unnest("a", kinds)
+            return (stmt.from_select(names, sa.select(*(v.c[name] for name in names)))
+                    .on_conflict_do_nothing(index_elements=["delivery_id", "number"]))
+        conn.execute(_built(("attempts", names), build), _arrays("a", names, rows))
     else:
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["delivery_id", "number"]), rows)
 
@@ -406,16 +415,18 @@ def _record_deliveries_pg(conn, outcomes):
     kinds = {"id": sa.String, "number": sa.Integer, "status": sa.String, "next_attempt_at": sa.DateTime,
              "payload": sa.Text, "last_status_code": sa.Integer, "last_error": sa.String,
              "delivered_at": sa.DateTime, "now": sa.DateTime}
-    v = _unnest("r", kinds, [{name: o.get(name) for name in kinds} for o in outcomes])
-    done = conn.execute(
-        sa.update(deliveries)
-        .where(deliveries.c.id == v.c.id, _still_in_flight(deliveries, v.c.number))
-        .values(status=v.c.status, next_attempt_at=v.c.next_attempt_at,
-                payload=sa.func.coalesce(deliveries.c.payload, v.c.payload),
-                last_status_code=v.c.last_status_code, last_error=v.c.last_error, delivered_at=v.c.delivered_at,
-                updated_at=v.c.now, lease_until=None)
-        .returning(deliveries.c.id, deliveries.c.status)
-    ).all()
+
+    def build():
+        v = _unnest("r", kinds)
+        return (sa.update(deliveries)
+                .where(deliveries.c.id == v.c.id, _still_in_flight(deliveries, v.c.number))
+                .values(status=v.c.status, next_attempt_at=v.c.next_attempt_at,
+                        payload=sa.func.coalesce(deliveries.c.payload, v.c.payload),
+                        last_status_code=v.c.last_status_code, last_error=v.c.last_error,
+                        delivered_at=v.c.delivered_at, updated_at=v.c.now, lease_until=None)
+                .returning(deliveries.c.id, deliveries.c.status))
+    done = conn.execute(_built("record", build),
+                        _arrays("r", kinds, [{name: o.get(name) for name in kinds} for o in outcomes])).all()
     return sorted(row.id for row in done if row.status == "dead")
 
 
@@ -508,23 +519,47 @@ def _hook_health_pg(conn, rows):
     lose its update) and hands them with their batch outcome to the UPDATE. After a wait,
     READ COMMITTED checks the row again, so a batch with nothing new to say writes nothing."""
     kinds = {"id": sa.Integer, "ok": sa.Boolean, "first": sa.DateTime, "last": sa.DateTime, "stale": sa.DateTime}
-    v = _unnest("h", kinds, rows)
-    changing = (sa.select(hooks.c.id, v.c.ok, v.c.first, v.c.last)
-                .select_from(hooks.join(v, v.c.id == hooks.c.id))
-                .where(_health_changes(hooks, v.c)).order_by(hooks.c.id)
-                .with_for_update(key_share=True, of=hooks)).subquery("changing")
-    target = hooks.alias("target")
-    conn.execute(sa.update(target).where(target.c.id == changing.c.id).values(_health_values(target, changing.c)))
+
+    def build():
+        v = _unnest("h", kinds)
+        changing = (sa.select(hooks.c.id, v.c.ok, v.c.first, v.c.last)
+                    .select_from(hooks.join(v, v.c.id == hooks.c.id))
+                    .where(_health_changes(hooks, v.c)).order_by(hooks.c.id)
+                    .with_for_update(key_share=True, of=hooks)).subquery("changing")
+        target = hooks.alias("target")
+        return sa.update(target).where(target.c.id == changing.c.id).values(_health_values(target, changing.c))
+    conn.execute(_built("hook_health", build), _arrays("h", kinds, rows))
 
 
-def _unnest(prefix, kinds, rows):
+def _unnest(prefix, kinds):
     """``unnest(CAST(:a AS type[]), ...) AS v(a, ...)``: a batch of rows as one table on
-    PostgreSQL, in a statement whose text does not grow with the batch."""
+    PostgreSQL, in a statement whose text does not grow with the batch. The arrays are
+    parameters (``_arrays``), so the statement can be built once (``_built``)."""
     return sa.func.unnest(*(
-        sa.cast(sa.bindparam(f"{prefix}_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(kind)),
-                postgresql.ARRAY(kind))
+        sa.cast(sa.bindparam(f"{prefix}_{name}", type_=postgresql.ARRAY(kind)), postgresql.ARRAY(kind))
         for name, kind in kinds.items()
     )).table_valued(*(sa.column(name, kind) for name, kind in kinds.items()), name="v").render_derived()
+
+
+def _arrays(prefix, names, rows):
+    """The parameters of ``_unnest(prefix, ...)``: one list per column."""
+    return {f"{prefix}_{name}": [row[name] for row in rows] for name in names}
+
+
+_statements = {}
+
+
+def _built(key, build):
+    """The statement ``build()`` makes, built once per ``key``.
+
+    Building a statement and computing its cache key cost SQLAlchemy about a millisecond each
+    time, more than running it: the hot statements (claims, records, fan-out) are built once
+    with bind parameters and executed with values.
+    """
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build()
+    return stmt
 
 
 def cancel(conn, ids, now):
@@ -874,20 +909,26 @@ def latest_snapshots(conn, entity_kind, *, organization_ids=None, event_id=None,
 
 def hooks_for_types(conn, organization_ids, hook_types, group_id=None):
     """Live hooks of live groups of the types given, with their group's scope."""
-    g = webhook_groups
-    where = [g.c.deleted_at.is_(None), hooks.c.removed_at.is_(None), hooks.c.type.in_(hook_types)]
-    if organization_ids is not None:
-        where.append(g.c.organization_id.in_(organization_ids))
-    if group_id is not None:
-        where.append(g.c.id == group_id)
-    return conn.execute(
-        sa.select(hooks.c.id, hooks.c.group_id, hooks.c.type, hooks.c.endpoint, g.c.organization_id,
-                  g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"),
-                  hooks.c.disabled_at, hooks.c.disabled_reason)
-        .select_from(hooks.join(g))
-        .where(*where)
-        .order_by(g.c.created_at, g.c.id, hooks.c.position)
-    ).all()
+    def build(by_organization, by_group):
+        g = webhook_groups
+        where = [g.c.deleted_at.is_(None), hooks.c.removed_at.is_(None),
+                 hooks.c.type.in_(sa.bindparam("h_types", expanding=True))]
+        if by_organization:
+            where.append(g.c.organization_id.in_(sa.bindparam("h_orgs", expanding=True)))
+        if by_group:
+            where.append(g.c.id == sa.bindparam("h_group"))
+        return (sa.select(hooks.c.id, hooks.c.group_id, hooks.c.type, hooks.c.endpoint, g.c.organization_id,
+                          g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"),
+                          hooks.c.disabled_at, hooks.c.disabled_reason)
+                .select_from(hooks.join(g)).where(*where)
+                .order_by(g.c.created_at, g.c.id, hooks.c.position))
+    shape = (organization_ids is not None, group_id is not None)
+    params = {"h_types": sorted(hook_types)}
+    if shape[0]:
+        params["h_orgs"] = sorted(organization_ids)
+    if shape[1]:
+        params["h_group"] = group_id
+    return conn.execute(_built(("hooks_for_types", *shape), lambda: build(*shape)), params).all()
 
 
 def init_schedule_end(conn, organization_ids):
@@ -914,9 +955,12 @@ def _bulk_insert(conn, table, rows):
     """
     if conn.dialect.name != "postgresql":
         return _insert(conn, table), rows
-    names = list(rows[0])
-    v = _unnest(table.name, {name: table.c[name].type for name in names}, rows)
-    return _insert(conn, table).from_select(names, sa.select(*(v.c[name] for name in names))), None
+    names = tuple(rows[0])
+
+    def build():
+        v = _unnest(table.name, {name: table.c[name].type for name in names})
+        return _insert(conn, table).from_select(names, sa.select(*(v.c[name] for name in names)))
+    return _built(("insert", table.name, names), build), _arrays(table.name, names, rows)
 
 
 # retention

@@ -62,9 +62,9 @@ class Engine:
         """Nudges from other processes; a lost connection only means waiting for the next poll."""
         while not self.stopping.is_set():
             try:
-                pubsub = redis.Redis.from_url(self.stream_url, socket_connect_timeout=5).pubsub(
-                    ignore_subscribe_messages=True)
-                pubsub.subscribe(intake.NUDGE_CHANNEL)
+                streams = intake.RedisStreams(self.stream_url)
+                pubsub = streams.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(streams.nudge_channel)
                 while not self.stopping.is_set():
                     if pubsub.get_message(timeout=1.0):
                         self.sender.nudge()

@@ -44,8 +44,9 @@ CONSUMER = "owner"
 LOCK_SECONDS = 10
 BATCH = 500
 REJECTED = f"{PREFIX}:rejected"
-#: a message here wakes every worker's send loop: rows became due outside its own fan-out
-NUDGE_CHANNEL = "doo:due"
+#: a message here wakes every worker's send loop: rows became due outside its own fan-out.
+#: Pub/sub channels are server-wide, not per database: the name carries the database.
+NUDGE_CHANNEL = "doo:due:{db}"
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -88,6 +89,7 @@ class RedisStreams:
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=min(5, timeout), socket_timeout=timeout,
                                           health_check_interval=30)
         self.keys = [f"{PREFIX}:{p}" for p in range(PARTITIONS)]
+        self.nudge_channel = NUDGE_CHANNEL.format(db=self.redis.connection_pool.connection_kwargs.get("db", 0))
 
     def publish(self, records):
         """XADD every record to its partition, in one round trip, in the order given."""

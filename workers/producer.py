@@ -152,6 +152,6 @@ class StreamPublisher:
         try:
             target = intake_for(self.broker_url)
             if isinstance(target, intake.RedisStreams):
-                target.redis.publish(intake.NUDGE_CHANNEL, 1)
+                target.redis.publish(target.nudge_channel, 1)
         except (redis.RedisError, BrokerUnavailable):
             pass  # the send loops' next poll finds the rows

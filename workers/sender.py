@@ -9,7 +9,9 @@ host (workers.transport), so slow receivers never hold up healthy ones; and a re
 host at its cap is left out of the next claim, so no lease runs out while a row waits.
 
 First attempts and retries are separate lanes with room of their own (retries a quarter of
-the first attempts'), so a storm of retries never starves first attempts (as Hook0 does).
+the first attempts'), so a storm of retries never starves first attempts (as Hook0 does);
+and receivers at their host cap count for at most half of a lane's room, so however many
+receivers are slow, healthy ones keep the other half.
 
 Outcomes are written a batch at a time (workers.delivery.record_outcomes: one transaction, one
 statement per table); a claimed row counts against its lane until its outcome is written,
@@ -19,6 +21,7 @@ which bounds how far sending may run ahead of the ledger.
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import logging
 import time
 
@@ -36,6 +39,7 @@ LANES = ("pending", "retrying")
 SUMMARY_SECONDS = 10
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_port(endpoint):
     """An endpoint's host as Transport.busy_hosts names it."""
     url = yarl.URL(endpoint)
@@ -53,14 +57,18 @@ class Sender:
         capacity = capacity or settings.send_concurrency
         self.room = {"pending": capacity, "retrying": max(1, capacity // 4)}
         self.used = {lane: 0 for lane in LANES}  # claimed and not yet recorded
+        self.held = {lane: collections.Counter() for lane in LANES}  # the same, by receiver host
         self.claim_batch = claim_batch or settings.batch_size
+        # hosts at their cap count for at most half of a lane's room (see _room), so the
+        # sockets may number up to twice the rooms: that is the hard limit
         self.transport = Transport(settings, per_host=per_host or settings.host_concurrency,
-                                   total=sum(self.room.values()))
+                                   total=2 * sum(self.room.values()))
         self.sending = collections.Counter()  # endpoint -> requests in flight
         self.outcomes, self.cancelled = [], []
         self.counts = collections.Counter()
         self.loop = self._wake = self._recorded = self._flush = None
         self._stopping = False
+        self._writing = False  # the recorder is writing a batch it took
 
     # --- from other threads ------------------------------------------------------------
 
@@ -91,6 +99,9 @@ class Sender:
         pause, summary_at = self.ctx.settings.dispatch_interval, time.monotonic() + SUMMARY_SECONDS
         try:
             while not self._stopping:
+                # cleared before the claim, not after it: a nudge that comes while the claim
+                # runs must start another round, not wait for the next poll
+                self._wake.clear()
                 try:
                     full = await self._claim_round(ledger, tasks)
                     pause = self.ctx.settings.dispatch_interval
@@ -102,39 +113,52 @@ class Sender:
                     summary_at = time.monotonic() + SUMMARY_SECONDS
                 if full:
                     continue
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), pause)
                 except asyncio.TimeoutError:
                     pass
-            # stopping: what is in flight finishes (bounded by the timeouts) and is recorded
-            if tasks:
-                await asyncio.wait(tasks, timeout=drain_seconds)
-            while self.outcomes or self.cancelled:
-                self._recorded.clear()
-                await asyncio.wait_for(self._recorded.wait(), drain_seconds)
+            await self._drain(tasks, drain_seconds)
         finally:
             recorder.cancel()
             await self.transport.close()
             ledger.shutdown(wait=True)
             self._summary()
 
+    async def _drain(self, tasks, seconds):
+        """Stopping: what is in flight finishes (bounded by the timeouts) and is recorded; what
+        is not done within ``seconds`` is left to the scheduler (its leases run out)."""
+        deadline = self.loop.time() + seconds
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+        while self.outcomes or self.cancelled or self._writing:
+            self._recorded.clear()
+            self._flush.set()
+            try:
+                await asyncio.wait_for(self._recorded.wait(), max(0.0, deadline - self.loop.time()))
+            except asyncio.TimeoutError:
+                log.warning("stopped with %d outcome(s) not recorded: the scheduler takes them back",
+                            len(self.outcomes) + len(self.cancelled))
+                return
+
     async def _claim_round(self, ledger, tasks):
         """Claim what each lane has room for and start sending it; True when a lane's claim
         came back full (more may be due right now)."""
         full = False
+        busy = self.transport.busy_hosts()
+        skip = {endpoint for endpoint in self.sending if _host_port(endpoint) in busy} if busy else ()
         for lane in LANES:
-            room = self.room[lane] - self.used[lane]
+            room = self._room(lane, busy)
             if room <= 0:
                 continue
             limit = min(room, self.claim_batch)
-            rows = await self.loop.run_in_executor(ledger, self._claim, lane, limit, self._busy_endpoints())
+            rows = await self.loop.run_in_executor(ledger, self._claim, lane, limit, skip)
             full = full or (len(rows) == limit and room > limit)
             metrics.claimed(lane, len(rows))
             for row in rows:
                 self.used[lane] += 1
+                self.held[lane][_host_port(row.endpoint)] += 1
                 if row.group_deleted_at is not None:
-                    self.cancelled.append((lane, row.id))
+                    self.cancelled.append((lane, row))
                     continue
                 task = asyncio.create_task(self._send(lane, row))
                 tasks.add(task)
@@ -149,11 +173,13 @@ class Sender:
             return queries.claim_due(conn, utcnow(), delivery.lease_seconds(self.ctx.settings), limit, lane,
                                      skip_endpoints)
 
-    def _busy_endpoints(self):
-        busy = self.transport.busy_hosts()
-        if not busy:
-            return ()
-        return {endpoint for endpoint in self.sending if _host_port(endpoint) in busy}
+    def _room(self, lane, busy):
+        """What a lane may claim now. Rows of hosts at their cap (``busy``: never claimed
+        more of until they have room) count for at most half of the lane's room: however many
+        receivers are slow, the other half is there for the healthy ones."""
+        held = self.held[lane]
+        on_busy = sum(held[host] for host in busy if host in held)
+        return self.room[lane] - (self.used[lane] - on_busy) - min(on_busy, self.room[lane] // 2)
 
     async def _send(self, lane, row):
         self.sending[row.endpoint] += 1
@@ -163,7 +189,7 @@ class Sender:
             self.sending[row.endpoint] -= 1
             if not self.sending[row.endpoint]:
                 del self.sending[row.endpoint]
-        self.outcomes.append((lane, outcome))
+        self.outcomes.append((lane, row.endpoint, outcome))
         self._flush.set()
 
     async def _recorder(self, ledger):
@@ -174,22 +200,32 @@ class Sender:
             while self.outcomes or self.cancelled:
                 batch, self.outcomes = self.outcomes[:1000], self.outcomes[1000:]
                 cancelled, self.cancelled = self.cancelled, []
+                self._writing = True
                 try:
-                    await self.loop.run_in_executor(ledger, delivery.record_outcomes, self.ctx, [o for _, o in batch],
-                                                    [i for _, i in cancelled])
+                    await self.loop.run_in_executor(ledger, delivery.record_outcomes, self.ctx,
+                                                    [o for _, _, o in batch], [row.id for _, row in cancelled])
                 except Exception:
                     # _record retried for a minute: the leases will run out and the scheduler
                     # takes the rows back (a worker_lost attempt each); nothing is lost
                     log.exception("recording %d outcome(s) failed; their leases will expire", len(batch))
-                for lane, outcome in batch:
-                    self.used[lane] -= 1
+                finally:
+                    self._writing = False
+                for lane, endpoint, outcome in batch:
+                    self._release(lane, endpoint)
                     self.counts[outcome["status"]] += 1
                     self.ctx.observe(outcome)
-                for lane, _ in cancelled:
-                    self.used[lane] -= 1
+                for lane, row in cancelled:
+                    self._release(lane, row.endpoint)
                     self.counts["cancelled"] += 1
                 self._recorded.set()
                 self._wake.set()  # room again, and the rows behind these may be unblocked now
+
+    def _release(self, lane, endpoint):
+        self.used[lane] -= 1
+        held, host = self.held[lane], _host_port(endpoint)
+        held[host] -= 1
+        if not held[host]:
+            del held[host]
 
     def _summary(self):
         if self.counts:

@@ -94,7 +94,6 @@ def test_metrics_move_in_a_pipeline_run(pipeline_factory, peer):
     assert metric(text, "doo_webhooks_api_requests_total", endpoint="/v1/oauth", method="POST", status="200") >= 1
     assert ("doo_webhooks_deliveries_due", ()) in _keys(text)
     assert metric(text, "doo_webhooks_deliveries_due") == 0  # all settled
-    assert ("doo_webhooks_queue_depth", (("queue", "deliveries"),)) in _keys(text)
     assert ("doo_webhooks_queue_depth", (("queue", "triggers"),)) in _keys(text)
 
 

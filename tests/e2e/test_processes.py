@@ -119,7 +119,7 @@ def test_web_starts_and_answers_health(where, env, tmp_path):
         exposition = wait_http(base + "/metrics").text  # gunicorn workers' counters and the ledger's gauges
         assert "doo_webhooks_api_requests_total" in exposition
         assert "doo_webhooks_deliveries_due 0.0" in exposition
-        assert 'doo_webhooks_queue_depth{queue="deliveries"} 0.0' in exposition
+        assert 'doo_webhooks_queue_depth{queue="triggers"} 0.0' in exposition
         assert wait_http(base + "/v1/openapi.json").json()["info"]["title"] == "doo-webhooks"
     finally:
         assert command.stop() == 0, command.output()

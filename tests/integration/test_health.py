@@ -103,7 +103,7 @@ def test_services_queue_depth_is_the_triggers_waiting_in_every_stream():
     redis.Redis.from_url(url).flushdb()
     try:
         assert _stream_depths(url)() == {"triggers": 0}
-        RedisStreams(url).publish([{"organization_id": 1, "entity_kind": "order", "entity_id": str(n)}
+        RedisStreams(url).publish([{"organization_id": 1, "entity_kind": "order", "entity_id": str(n), "entity": {}}
                                    for n in range(5)])  # spread over several partitions
         assert _stream_depths(url)() == {"triggers": 5}
     finally:
