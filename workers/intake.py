@@ -2,8 +2,9 @@
 
 A trigger is published to one of ``PARTITIONS`` Redis streams, chosen by its entity, so
 all triggers of one entity queue in one stream in the order they were emitted. At any
-moment one worker owns a partition (a short Redis lock): it takes the next batch, fans it
-out in one transaction, acknowledges it and lets go. An earlier trigger of an entity is
+moment one worker owns a partition (a short Redis lock): a worker takes every partition
+with entries that nobody owns, fans their next entries out in one transaction,
+acknowledges them and lets go. An earlier trigger of an entity is
 therefore always stored before a later one, and the claim rule (a delivery waits while an
 earlier one of its entity and receiver is owed) keeps their deliveries in order without
 waiting on a clock.
@@ -124,7 +125,6 @@ class StreamConsumer:
         self.batch = batch
         self.token = uuid.uuid4().hex
         self._release = streams.redis.register_script(_RELEASE)
-        self._start = 0
 
     def run(self, stop):
         """Until ``stop`` (a threading.Event) is set; Redis or database outages are waited out."""
@@ -145,18 +145,13 @@ class StreamConsumer:
                 self.streams.ensure_groups()
 
     def poll(self):
-        """One round over the partitions that hold entries; returns how many triggers it stored."""
+        """One round: take every partition that holds entries and no other worker owns, and
+        fan their next entries out in one transaction; returns how many triggers it stored."""
         pipe = self.streams.redis.pipeline(transaction=False)
         for key in self.streams.keys:
             pipe.xlen(key)
         lengths = pipe.execute()
-        self._start = (self._start + 1) % PARTITIONS  # no partition always first
-        done = 0
-        for offset in range(PARTITIONS):
-            partition = (self._start + offset) % PARTITIONS
-            if lengths[partition]:
-                done += self.take(partition)
-        return done
+        return self.take([p for p in range(PARTITIONS) if lengths[p]])
 
     def wait(self, timeout_ms=1000):
         """Block until a trigger is added to any partition (or ``timeout_ms`` passes)."""
@@ -170,38 +165,62 @@ class StreamConsumer:
             ids[key] = last[0][0] if last else "0-0"
         self.streams.redis.xread(ids, count=1, block=timeout_ms)
 
-    def take(self, partition):
-        """Fan out the next batch of one partition if no other worker owns it now."""
-        key = self.streams.keys[partition]
-        lock = f"{key}:owner"
+    def take(self, partitions):
+        """Own what ``partitions`` no other worker owns now, fan their next entries out (one
+        transaction for all: each partition's in its order), acknowledge them, let go."""
+        if not partitions:
+            return 0
         r = self.streams.redis
-        if not r.set(lock, self.token, nx=True, px=LOCK_SECONDS * 1000):
+        keys = [self.streams.keys[p] for p in partitions]
+        pipe = r.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(f"{key}:owner", self.token, nx=True, px=LOCK_SECONDS * 1000)
+        owned = [key for key, got in zip(keys, pipe.execute()) if got]
+        if not owned:
             return 0
         try:
-            entries = self._read(key, "0") or self._read(key, ">")
+            # about one batch a round, shared by the partitions; a dead owner's entries first
+            count = max(1, -(-self.batch // len(owned)))
+            entries = self._read({key: "0" for key in owned}, count)
+            fresh = [key for key in owned if not any(k == key for k, _, _ in entries)]
+            if fresh:
+                entries += self._read({key: ">" for key in fresh}, count)
             if not entries:
                 return 0
-            rows = self._fan_out(key, entries)
-            ids = [entry_id for entry_id, _ in entries]
+            rows = self._fan_out(entries)
             pipe = r.pipeline(transaction=False)
-            pipe.xack(key, GROUP, *ids)
-            pipe.xdel(key, *ids)
+            for key in owned:
+                ids = [entry_id for k, entry_id, _ in entries if k == key]
+                if ids:
+                    pipe.xack(key, GROUP, *ids)
+                    pipe.xdel(key, *ids)
             pipe.execute()
         finally:
-            self._release(keys=[lock], args=[self.token])
+            pipe = r.pipeline(transaction=False)
+            for key in owned:
+                self._release(keys=[f"{key}:owner"], args=[self.token], client=pipe)
+            pipe.execute()
         self.on_fanned_out(rows)
         return len(entries)
 
-    def _read(self, key, start):
-        answer = self.streams.redis.xreadgroup(GROUP, CONSUMER, {key: start}, count=self.batch)
-        entries = [entry for _, got in answer or () for entry in got]
-        gone = [entry_id for entry_id, fields in entries if not fields]
-        if gone:  # deleted but never acknowledged (an owner died between the two): nothing to do
-            self.streams.redis.xack(key, GROUP, *gone)
-        return [(entry_id, fields) for entry_id, fields in entries if fields]
+    def _read(self, streams, count):
+        """(key, entry id, fields) of the entries XREADGROUP gives for ``streams``, each
+        stream's in order."""
+        answer = self.streams.redis.xreadgroup(GROUP, CONSUMER, streams, count=count)
+        entries, gone = [], []
+        for key, got in answer or ():
+            key = key.decode() if isinstance(key, bytes) else key
+            for entry_id, fields in got:
+                (entries if fields else gone).append((key, entry_id, fields))
+        pipe = self.streams.redis.pipeline(transaction=False)
+        for key, entry_id, _ in gone:  # deleted but never acknowledged (an owner died between the two)
+            pipe.xack(key, GROUP, entry_id)
+        if gone:
+            pipe.execute()
+        return entries
 
-    def _fan_out(self, key, entries):
-        records = [from_fields(fields) for _, fields in entries]
+    def _fan_out(self, entries):
+        records = [from_fields(fields) for _, _, fields in entries]
         try:
             return fan_out_batch(self.engine, records)
         except sqlalchemy.exc.OperationalError:
@@ -211,7 +230,7 @@ class StreamConsumer:
             # one, and set the one that cannot be stored aside, with the reason, for an operator.
             log.exception("a batch of %d trigger(s) failed to fan out; trying them one by one", len(records))
             rows = []
-            for (entry_id, fields), record in zip(entries, records):
+            for (key, entry_id, fields), record in zip(entries, records):
                 try:
                     rows += fan_out_batch(self.engine, [record])
                 except sqlalchemy.exc.OperationalError:

@@ -95,9 +95,9 @@ def test_one_owner_at_a_time(streams, engine):
     partition = intake.partition_of(record)
     streams.redis.set(f"{streams.keys[partition]}:owner", "another worker", px=10_000)
     consumer = intake.StreamConsumer(streams, engine)
-    assert consumer.take(partition) == 0 and stored(engine) == []  # owned: left alone
+    assert consumer.take([partition]) == 0 and stored(engine) == []  # owned: left alone
     streams.redis.delete(f"{streams.keys[partition]}:owner")
-    assert consumer.take(partition) == 1 and len(stored(engine)) == 1
+    assert consumer.take([partition]) == 1 and len(stored(engine)) == 1
     assert streams.redis.get(f"{streams.keys[partition]}:owner") is None  # let go after the batch
 
 
