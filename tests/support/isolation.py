@@ -8,8 +8,10 @@ once). A database no run of this suite has claimed on its own before is only cla
 is empty, and no database is claimed while a client is connected to it (CLIENT LIST), so a
 database someone uses by hand, or a run of older code, is left alone. ``DOO_WEBHOOKS_TEST_REDIS`` and
 ``DOO_WEBHOOKS_TEST_E2E_BROKER`` still choose the databases; those are claimed too (a run
-whose chosen database another live run holds stops and says so), and remembered, so that a
-run claiming on its own never picks a database somebody chose. When only one database is free, the run
+whose chosen database another live run holds stops and says so) for as long as the run lives,
+like any other claim: a mark that outlived its run would, one variable at a time, leave a
+machine with no database to claim (it did: every database ended up marked and a fresh run
+stopped with NoFreeDatabase). When only one database is free, the run
 uses it for both (its tests run one after another and empty it first). The broker URL has
 no key prefix, so a prefix is no fallback: with no free database at all the run says so and
 stops.
@@ -38,7 +40,7 @@ CLAIM_TTL = 30
 NAMESPACE = os.environ.get("DOO_WEBHOOKS_TEST_CLAIMS", "doo-webhooks-tests")
 CLAIM_PREFIX = f"{NAMESPACE}:claim:"
 USED_BEFORE = f"{NAMESPACE}:used"  # databases runs of this suite claimed on their own before
-CHOSEN = f"{NAMESPACE}:chosen"  # databases someone named in a variable: left to them
+LEGACY_CHOSEN = f"{NAMESPACE}:chosen"  # permanent marks of an earlier version: dropped when seen
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
 
 _lock = threading.Lock()
@@ -66,11 +68,10 @@ def _claim(registry, number, *, chosen):
     key = CLAIM_PREFIX + str(number)
     if not registry.set(key, OWNER, nx=True, ex=CLAIM_TTL):
         return registry.get(key) == OWNER.encode()
-    if chosen:  # named by a variable: never picked by a run that claims on its own
-        registry.srem(USED_BEFORE, number)
-        registry.sadd(CHOSEN, number)
+    if chosen:  # named by a variable: this suite's database from now on, like one it picked itself
+        registry.sadd(USED_BEFORE, number)
         return True
-    if registry.sismember(CHOSEN, number) or _in_use(registry, number) or (
+    if _in_use(registry, number) or (
             not registry.sismember(USED_BEFORE, number)
             and redis.Redis.from_url(f"{REDIS_SERVER}/{number}", socket_timeout=5).dbsize()):
         registry.delete(key)  # someone's database: not ours to flush
@@ -104,6 +105,7 @@ def _choose(variable):
     try:
         registry = _registry()
         registry.ping()
+        registry.delete(LEGACY_CHOSEN)
     except Exception:  # no Redis: the tests that need it fail on their own, the others still run
         return given or f"{REDIS_SERVER}/15"
     if given:
