@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 
 DATABASE_TIMEOUT = 2  # seconds; libpq's connect_timeout takes whole seconds, 2 at least
 BROKER_TIMEOUT = 1
-IN_PROCESS_BROKER = "memory://"
 
 _checks = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="readyz")
 
@@ -55,8 +54,10 @@ def _redis(url):
 
 
 def check_broker(url):
-    """Raises when the broker cannot be reached; the in-process queue of standalone always can."""
-    if url == IN_PROCESS_BROKER:
+    """Raises when the broker cannot be reached. Standalone's broker is its own database
+    (the inbox table), checked as the database is."""
+    if url.startswith(("sqlite", "postgresql")):
+        check_database(url)
         return
     if url.startswith(("redis://", "rediss://", "unix://")):
         _redis(url).ping()

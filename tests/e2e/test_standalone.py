@@ -70,6 +70,8 @@ def test_standalone_runs_the_whole_flow_and_survives_a_restart(tmp_path, peer):
     service = Standalone(tmp_path)
     try:
         assert "curl" in "".join(service.output)
+        ready = requests.get(f"{service.base}/readyz", timeout=5)  # its broker is its own database
+        assert (ready.status_code, ready.json()["checks"]) == (200, {"database": "ok", "broker": "ok"})
         team = service.creds["team_id"]
         created = requests.post(f"{service.base}/v1/team/{team}/webhooks", headers=service.headers(), json={
             "name": "CRM", "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]}, timeout=5)
