@@ -216,12 +216,18 @@ def demo(data_dir, timeout, verbose):
 @click.option("--concurrency", default=20, show_default=True, type=int, help="Worker threads.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency, celery_args):
-    """Celery worker on the 'triggers' and 'deliveries' queues (threads pool). Extra args go to Celery."""
+    """A worker: fans triggers out from the intake streams and sends due deliveries (asyncio),
+    inside a Celery worker whose threads serve the Celery queues. Extra args go to Celery."""
     from doo_webhooks import metrics
     from doo_webhooks.logs import effective_format
     from workers.celery_app import app
     from workers.queues import DELIVERIES_QUEUE, TRIGGERS_QUEUE
     settings = _settings()
+    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.ClickException(
+            "a worker needs Redis (DOO_WEBHOOKS_BROKER_URL=redis://...) and PostgreSQL "
+            "(DOO_WEBHOOKS_DATABASE_URL); to run everything in one process on SQLite, use "
+            "`doo-webhooks standalone`")
     metrics.serve(settings, "worker")
     # Celery's banner is not a log line: keep it off a JSON log stream
     quiet = ["--quiet"] if effective_format(settings) == "json" else []
@@ -232,7 +238,7 @@ def worker(concurrency, celery_args):
 
 @main.command()
 def scheduler():
-    """The periodic dispatcher: re-enqueues due retries, lost messages and expired leases."""
+    """The periodic sweep: takes back deliveries of workers that died, disables failing hooks, sends notifications."""
     import signal
     import threading
 
