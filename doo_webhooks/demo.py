@@ -226,8 +226,11 @@ def run(base_settings, data_dir=None, port=0, timeout=60, out=None):
     temporary = data_dir is None
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="doo-webhooks-demo-") if temporary else data_dir).expanduser()
     settings = _settings(base_settings, data_dir.resolve(), temporary)
-    previous = signal.signal(signal.SIGTERM, _raise_stop) if threading.current_thread() is threading.main_thread() \
-        else None
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stop) if main else None
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (as a shell does for a
+    # background job, and so for everything that job starts): Python then installs no handler
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
     service = server = receiver = None
     try:
         service = Service(settings, "127.0.0.1", port)
@@ -267,6 +270,8 @@ def run(base_settings, data_dir=None, port=0, timeout=60, out=None):
             receiver.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
 
