@@ -1,4 +1,5 @@
-"""What a worker process holds for its whole life: settings, engine, secrets, tokens, a send pool."""
+"""What a worker process holds for its whole life: settings, engine, secrets, tokens, and a
+thread pool for what blocks (token fetches, GraphQL origins, synchronous batches)."""
 
 import concurrent.futures
 import dataclasses

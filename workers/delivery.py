@@ -1,7 +1,8 @@
-"""deliver: claim a batch, make one attempt for each, record what happened.
+"""One attempt at a delivery, and the recording of a batch of them.
 
-One batch is claimed in one statement and recorded in one; its requests go out
-concurrently, so a batch takes about as long as its slowest receiver.
+``attempt_async`` is what the send loop (workers.sender) runs; ``attempt`` and
+``deliver_batch`` are the same attempt on a thread, for the Celery ``deliver`` task. Both are
+made of the same steps (_prepared, _with_token, _answered, _failed, _concluded).
 """
 
 import asyncio

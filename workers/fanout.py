@@ -18,10 +18,6 @@ from workers import rules
 
 log = logging.getLogger(__name__)
 
-# kept importable from here: tests and initialization know them by these names
-ordering_key = matching.ordering_key
-sequence_of = matching.sequence_of
-
 _Trigger = collections.namedtuple("_Trigger", "organization_id event_id event_guide_id")
 
 

@@ -21,30 +21,20 @@ which bounds how far sending may run ahead of the ledger.
 import asyncio
 import collections
 import concurrent.futures
-import functools
 import logging
 import time
-
-import yarl
 
 from doo_webhooks import metrics
 from storage import queries
 from storage.db import utcnow
 from workers import delivery
 from workers.transport import Transport
+from workers.transport import host_port
 
 log = logging.getLogger(__name__)
 
 LANES = ("pending", "retrying")
 SUMMARY_SECONDS = 10
-
-
-@functools.lru_cache(maxsize=4096)
-def _host_port(endpoint):
-    """An endpoint's host as Transport.busy_hosts names it."""
-    url = yarl.URL(endpoint)
-    host = url.host or ""
-    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
 
 
 class Sender:
@@ -145,7 +135,7 @@ class Sender:
         came back full (more may be due right now)."""
         full = False
         busy = self.transport.busy_hosts()
-        skip = {endpoint for endpoint in self.sending if _host_port(endpoint) in busy} if busy else ()
+        skip = {endpoint for endpoint in self.sending if host_port(endpoint) in busy} if busy else ()
         for lane in LANES:
             room = self._room(lane, busy)
             if room <= 0:
@@ -156,7 +146,7 @@ class Sender:
             metrics.claimed(lane, len(rows))
             for row in rows:
                 self.used[lane] += 1
-                self.held[lane][_host_port(row.endpoint)] += 1
+                self.held[lane][host_port(row.endpoint)] += 1
                 if row.group_deleted_at is not None:
                     self.cancelled.append((lane, row))
                     continue
@@ -222,7 +212,7 @@ class Sender:
 
     def _release(self, lane, endpoint):
         self.used[lane] -= 1
-        held, host = self.held[lane], _host_port(endpoint)
+        held, host = self.held[lane], host_port(endpoint)
         held[host] -= 1
         if not held[host]:
             del held[host]

@@ -39,6 +39,7 @@ what came over the wire, not what a compressed body expands to).
 
 import asyncio
 import contextvars
+import functools
 import socket
 import time
 
@@ -117,6 +118,17 @@ class _HostCaps:
 def host_key(url):
     """(scheme, host, port) of a yarl URL: the unit the per-host cap counts."""
     return url.scheme, url.host, url.port
+
+
+def _named(host, port):
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def host_port(endpoint):
+    """An endpoint URL's host as busy_hosts names it: "host:port" ("[v6]:port" for IPv6)."""
+    url = yarl.URL(endpoint)
+    return _named(url.host or "", url.port)
 
 
 def response_headers(raw):
@@ -215,10 +227,9 @@ class Transport:
         return refusal
 
     def busy_hosts(self):
-        """"host:port" ("[v6]:port" for IPv6) of every host whose per-host cap is fully used
-        right now: more of its deliveries would only wait here, so they can wait in the ledger."""
-        return {f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-                for _, host, port in self._hosts.busy()}
+        """``host_port`` of every host whose per-host cap is fully used right now: more of its
+        deliveries would only wait here, so they can wait in the ledger."""
+        return {_named(host, port) for _, host, port in self._hosts.busy()}
 
     async def close(self):
         if self._session is not None:

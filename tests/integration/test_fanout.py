@@ -18,7 +18,7 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import triggers
 from workers.fanout import fan_out
-from workers.fanout import ordering_key
+from workers.matching import ordering_key
 from workers.producer import prepare
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)
