@@ -88,6 +88,12 @@ webhook_groups = sa.Table(
     sa.Column("authentication", JSONText),
     sa.Column("client_secret_enc", sa.Text),
     sa.Column("signing_secret_enc", sa.Text),
+    # after a rotation the previous secret signs beside the new one until previous_signing_until
+    # (SIGNING_GRACE), so receivers can switch without refusing a single request
+    sa.Column("previous_signing_secret_enc", sa.Text),
+    sa.Column("previous_signing_until", sa.DateTime),
+    # requests per second to each endpoint of the group, unless a hook says otherwise; NULL: no limit
+    sa.Column("max_per_second", sa.Float),
     # where operational events (workers.notifications) go; needs the signing secret
     sa.Column("notify_url", sa.String(2000)),
     sa.Column("created_at", sa.DateTime, nullable=False),
@@ -109,6 +115,10 @@ hooks = sa.Table(
     sa.Column("origin_body", sa.Text),
     sa.Column("disabled_at", sa.DateTime),
     sa.Column("disabled_reason", sa.String(255)),
+    # requests per second to this hook's endpoint (wins over the group's); NULL: the group's
+    sa.Column("max_per_second", sa.Float),
+    # no request to this endpoint before then: the receiver answered 429/503 with Retry-After
+    sa.Column("paused_until", sa.DateTime),
     # endpoint health: the first failed attempt since the last success (NULL: not failing),
     # and the latest failed attempt; the scheduler disables a hook failing for DISABLE_AFTER
     sa.Column("failing_since", sa.DateTime),
@@ -173,6 +183,14 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_ordering", "ordering_key", "status", "sequence"),
     # dead letters and retention: one organization's rows of one status, by time
     sa.Index("ix_deliveries_org_status_created", "organization_id", "status", "created_at"),
+    # the dashboard (storage/dashboard.py): newest first per organization, per group (its
+    # timeline too), per entity; a hook's open deliveries (enable); initialization progress
+    sa.Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
+    sa.Index("ix_deliveries_group_created", "group_id", "created_at", "id"),
+    sa.Index("ix_deliveries_org_entity", "organization_id", "entity_id", "created_at"),
+    sa.Index("ix_deliveries_hook_status", "hook_id", "status"),
+    sa.Index("ix_deliveries_init", "organization_id", "status",
+             postgresql_where=sa.text("source = 'init'"), sqlite_where=sa.text("source = 'init'")),
 )
 
 attempts = sa.Table(
@@ -188,6 +206,19 @@ attempts = sa.Table(
     sa.Column("response_excerpt", sa.Text),
     sa.Column("request_headers", JSONText),
     sa.UniqueConstraint("delivery_id", "number"),
+    # the dashboard's health at a glance: the attempts of the last 24 hours
+    sa.Index("ix_attempts_started_at", "started_at"),
+)
+
+# Dashboard sessions (app/dashboard): the cookie holds a random 256-bit id, the table its
+# SHA-256 (like API keys and tokens); a revoked credential ends its sessions at once.
+dashboard_sessions = sa.Table(
+    "dashboard_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("credential_id", sa.Integer, sa.ForeignKey("credentials.id"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
 )
 
 # The outbox of operational events (workers.notifications): written in the transaction that
