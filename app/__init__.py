@@ -56,6 +56,8 @@ def create_app(settings=None, publisher=None):
     ops.register(app, settings, app.extensions["doo_webhooks"].engine, publisher)
 
     app.before_request(authenticate_request)
+    from app import dashboard  # /dashboard/: server-rendered pages over the same functions
+    dashboard.register(app)
 
     @app.before_request
     def refuse_unreadable_bodies():
@@ -64,7 +66,7 @@ def create_app(settings=None, publisher=None):
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
             abort(413, message=f"The body is larger than {settings.max_body_bytes} bytes.")
         has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"
-        if has_body and not request.is_json:
+        if has_body and not request.is_json and request.blueprint != "dashboard":  # its forms post HTML forms
             abort(415, message=f"Content-Type must be application/json, not {request.mimetype or 'missing'}.")
         return None
 

@@ -8,6 +8,7 @@ from flask_smorest import abort
 
 from app.services import services
 from doo_webhooks.crypto import digest
+from doo_webhooks.crypto import same
 from storage import queries
 from storage.db import utcnow
 
@@ -38,11 +39,28 @@ def _unauthorized(message):
     abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="doo-webhooks"'})
 
 
+def credential_for(conn, api_key):
+    """The live credential of an API key, or None (unknown or revoked)."""
+    return queries.credential_by_api_key(conn, digest(api_key)) if api_key else None
+
+
+def client_matches(credential, client_id, client_secret):
+    """Whether client_id and client_secret are this credential's (POST /v1/oauth and the dashboard's login)."""
+    # compared as bytes: hmac.compare_digest refuses str with non-ASCII characters
+    return (same(credential.client_id.encode(), client_id.encode())
+            and same(credential.client_secret_hash, digest(client_secret)))
+
+
+def caller_of(conn, credential):
+    """The Caller a credential stands for, with its organizer's memberships as they are now."""
+    return Caller(credential.organizer_id, credential.id, tuple(queries.memberships_of(conn, credential.organizer_id)))
+
+
 def api_key_credential(conn):
     api_key = request.headers.get("x-api-key", "").strip()
     if not api_key:
         _unauthorized("Missing x-api-key header.")
-    credential = queries.credential_by_api_key(conn, digest(api_key))
+    credential = credential_for(conn, api_key)
     if credential is None:
         _unauthorized("Unknown or revoked API key.")
     return credential
@@ -72,8 +90,8 @@ def current_caller(bearer_required=True):
             row = queries.access_token(conn, digest(token))
             if row is None or row.credential_id != credential.id or row.expires_at <= utcnow():
                 _unauthorized("The access token is unknown, expired, or belongs to another API key.")
-        memberships = tuple(queries.memberships_of(conn, credential.organizer_id))
-    g.caller = Caller(credential.organizer_id, credential.id, memberships)
+        caller = caller_of(conn, credential)
+    g.caller = caller
     g.caller_has_bearer = token is not None
     return g.caller
 

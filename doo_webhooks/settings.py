@@ -146,6 +146,10 @@ SETTINGS = (
             "token are only ever sent to an origin under one of them."),
     Setting("ACCESS_TOKEN_TTL", "3600", int, "Lifetime in seconds of tokens issued by POST /v1/oauth."),
     Setting("MAX_BODY_BYTES", "1048576", int, "Largest request body the API accepts (413 above)."),
+    Setting("SESSION_TTL", "28800", int, "Lifetime in seconds of a dashboard session (/dashboard/ login)."),
+    Setting("SECURE_COOKIES", "false", _bool,
+            "Mark the dashboard's cookies Secure on every request, not only those that arrive over "
+            "https: set it behind a proxy that terminates TLS."),
     Setting("LOG_FORMAT", "auto", str, "'json', 'text', or 'auto' (text on a terminal, JSON otherwise)."),
     Setting("LOG_LEVEL", "INFO", str, "Python log level name."),
     Setting("METRICS_PORT", "0", int,
@@ -183,6 +187,8 @@ class Settings:
     origin_urls: tuple
     access_token_ttl: int
     max_body_bytes: int
+    session_ttl: int
+    secure_cookies: bool
     log_format: str
     log_level: str
     metrics_port: int
@@ -241,7 +247,8 @@ def _check(values):
     for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS"):
         value = values[name.lower()]
         need(0 < value < 86400, name, "must be a number of seconds above 0 and below a day")
-    for name in ("BATCH_SIZE", "SEND_CONCURRENCY", "HOST_CONCURRENCY", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES"):
+    for name in ("BATCH_SIZE", "SEND_CONCURRENCY", "HOST_CONCURRENCY", "RESPONSE_EXCERPT_BYTES", "TOKEN_DEFAULT_TTL", "ACCESS_TOKEN_TTL", "MAX_BODY_BYTES",
+                 "SESSION_TTL"):
         need(values[name.lower()] >= 1, name, "must be at least 1")
     need(values["token_leeway"] >= 0, "TOKEN_LEEWAY", "must not be negative")
     need(values["log_format"] in ("auto", "json", "text"), "LOG_FORMAT", "must be auto, json or text")

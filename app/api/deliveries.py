@@ -200,7 +200,7 @@ def _group_of(conn, organization_id, group_id):
     return group
 
 
-def _publish(ids):
+def nudge_workers(ids):
     """Wake the workers' send loops for restarted deliveries, so they go out at once."""
     if not ids:
         return
@@ -208,6 +208,32 @@ def _publish(ids):
         services().publisher.deliveries(ids)
     except Exception as exc:  # the rows are due in the ledger: the workers' next poll claims them
         log.warning("could not nudge the workers for %d restarted delivery(ies): %s", len(ids), exc)
+
+
+# What the API and the dashboard (app/dashboard) both do: one implementation, two faces.
+
+def redeliver_visible(conn, caller, delivery_id, now):
+    """Redeliver one of the caller's deliveries (404 another's, 403 a reader, 409 not now);
+    returns its row as it is now. The caller nudges the workers after the commit."""
+    row = _visible_delivery(conn, caller, delivery_id, write=True)
+    try:
+        operations.redeliver(conn, row, now)
+    except operations.Refused as exc:
+        abort(409, message=str(exc))
+    return queries.delivery_view(conn, delivery_id)
+
+
+def enable_visible_hook(conn, caller, group_id, index, now):
+    """Enable hook ``index`` of one of the caller's groups; returns (hook, deliveries now due
+    or None when it was not disabled)."""
+    _, hooks = _visible_group(conn, caller, group_id, write=True)
+    if index >= len(hooks):
+        abort(404, message=f"No hook {index} in webhook group {group_id}.")
+    hook = hooks[index]
+    waiting = queries.enable_hook(conn, hook.id, now)
+    if waiting is not None:  # it was disabled: the group's notify_url hears it recovered
+        notifications.recovered(conn, hook.id, now, waiting)
+    return hook, waiting
 
 
 def _accepted(body):
@@ -254,13 +280,8 @@ def redeliver(delivery_id):
     """Send a dead, delivered or skipped delivery again: a new series of attempts, same payload and webhook-id."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        row = _visible_delivery(conn, caller, delivery_id, write=True)
-        try:
-            operations.redeliver(conn, row, utcnow())
-        except operations.Refused as exc:
-            abort(409, message=str(exc))
-        row = queries.delivery_view(conn, delivery_id)
-    _publish([delivery_id])
+        row = redeliver_visible(conn, caller, delivery_id, utcnow())
+    nudge_workers([delivery_id])
     return _accepted(success(views.summary(row, url(f"/v1/deliveries/{delivery_id}"))))
 
 
@@ -271,14 +292,7 @@ def enable_hook(group_id, index):
     """Enable a disabled hook (``index`` as in the group's listing); its waiting deliveries go out."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        _, hooks = _visible_group(conn, caller, group_id, write=True)
-        if index >= len(hooks):
-            abort(404, message=f"No hook {index} in webhook group {group_id}.")
-        hook = hooks[index]
-        now = utcnow()
-        waiting = queries.enable_hook(conn, hook.id, now)
-        if waiting is not None:  # it was disabled: the group's notify_url hears it recovered
-            notifications.recovered(conn, hook.id, now, waiting)
+        hook, waiting = enable_visible_hook(conn, caller, group_id, index, utcnow())
     return success({"hook": index, "type": hook.type_key, "endpoint": hook.endpoint, "disabled": False,
                     "waiting": waiting or 0})
 
@@ -316,5 +330,5 @@ def replay_dead_letters(body, team_id):
             _group_of(conn, membership.organization_id, body["group_id"])
         ids, remaining = operations.replay(conn, utcnow(), organization_ids=[membership.organization_id],
                                            group_id=body.get("group_id"), **_filters(body))
-    _publish(ids)
+    nudge_workers(ids)
     return _accepted(success({"queued": len(ids), "remaining": remaining}))

@@ -87,14 +87,9 @@ def _hook_types(kind, requested):
     return sorted(set(requested))
 
 
-@blp.route("/webhooks/init/<resource>", methods=["POST"])
-@blp.arguments(InitSchema, error_status_code=400)
-@blp.response(200, InitResultSchema)
-@blp.doc(security=SECURITY)
-def initialize(body, resource):
-    """Re-send every matching event, order or attendee (its latest known state), paced at
-    ``max_rate_per_min`` (default 50, 1 to 50)."""
-    caller = current_caller()
+def start(caller, resource, body):
+    """Start an initialization for the caller (``body`` as InitSchema loads it); returns
+    (items re-sent, delivery rows). The API and the dashboard's form both call this."""
     if resource not in RESOURCES:
         abort(404, message=f"Initialization of {resource!r} is not offered; resources: {', '.join(RESOURCES)}.")
     kind = RESOURCES[resource]
@@ -109,12 +104,22 @@ def initialize(body, resource):
             group, _ = queries.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
             if group is None or group.organization_id not in organization_ids:
                 abort(404, message=f"No webhook group {group_id}.")
-        items, rows = initialization.initialize(
+        return initialization.initialize(
             conn, kind, utcnow(), hook_types=hook_types,
             rate=body.get("max_rate_per_min") or initialization.DEFAULT_RATE,
             organization_ids=organization_ids, event_id=body.get("event_id"),
             updated_after=body.get("last_updated_after"), updated_before=body.get("last_updated_before"),
             group_id=group_id)
+
+
+@blp.route("/webhooks/init/<resource>", methods=["POST"])
+@blp.arguments(InitSchema, error_status_code=400)
+@blp.response(200, InitResultSchema)
+@blp.doc(security=SECURITY)
+def initialize(body, resource):
+    """Re-send every matching event, order or attendee (its latest known state), paced at
+    ``max_rate_per_min`` (default 50, 1 to 50)."""
+    items, rows = start(current_caller(), resource, body)
     return {
         "response_status": 200, "developer_message": "Success", "user_message": "Success",
         "items_processed": items, "deliveries_queued": len(rows),

@@ -10,11 +10,11 @@ from marshmallow import validate
 from app.api.envelopes import SuccessSchema
 from app.api.envelopes import success
 from app.auth import api_key_credential
+from app.auth import client_matches
 from app.errors import ApiBlueprint
 from app.services import services
 from doo_webhooks.crypto import digest
 from doo_webhooks.crypto import new_secret
-from doo_webhooks.crypto import same
 from storage import queries
 from storage.db import utcnow
 
@@ -46,9 +46,7 @@ def issue_token(body):
     svc = services()
     with svc.engine.begin() as conn:
         credential = api_key_credential(conn)
-        # compared as bytes: hmac.compare_digest refuses str with non-ASCII characters
-        if not (same(credential.client_id.encode(), body["client_id"].encode())
-                and same(credential.client_secret_hash, digest(body["client_secret"]))):
+        if not client_matches(credential, body["client_id"], body["client_secret"]):
             # a 401 carries WWW-Authenticate (RFC 9110 §15.5.2), like every other 401 of the API
             abort(401, message="client_id and client_secret do not match this API key.",
                   headers={"WWW-Authenticate": 'Bearer realm="doo-webhooks"'})

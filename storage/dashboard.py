@@ -1,0 +1,194 @@
+"""The dashboard's SQL: its sessions, and the ledger read the way its pages show it.
+
+Every listing is scoped by ``organization_ids`` (the caller's) and pages by keyset, newest
+first on (created_at, id), so a page costs the same on the millionth row as on the first;
+the indexes it relies on are built by migration 0007 (docs/dashboard-explain.txt shows the
+plans at 1,000,000 deliveries). Both dialects are served: PostgreSQL and standalone's SQLite.
+"""
+
+import sqlalchemy as sa
+
+from storage import queries
+from storage.tables import attempts
+from storage.tables import credentials
+from storage.tables import dashboard_sessions
+from storage.tables import deliveries
+from storage.tables import hooks
+from storage.tables import triggers
+from storage.tables import webhook_groups
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def create_session(conn, id_hash, credential_id, csrf_token, now, expires_at):
+    conn.execute(sa.insert(dashboard_sessions).values(
+        id_hash=id_hash, credential_id=credential_id, csrf_token=csrf_token, created_at=now, expires_at=expires_at))
+
+
+def live_session(conn, id_hash, now):
+    """The session with its credential's organizer, or None: expired, unknown, or its
+    credential revoked (revoking an API key ends its dashboard sessions at once)."""
+    return conn.execute(
+        sa.select(dashboard_sessions.c.id_hash, dashboard_sessions.c.csrf_token, dashboard_sessions.c.expires_at,
+                  credentials.c.id, credentials.c.organizer_id, credentials.c.client_id)
+        .select_from(dashboard_sessions.join(credentials))
+        .where(dashboard_sessions.c.id_hash == id_hash, dashboard_sessions.c.expires_at > now,
+               credentials.c.revoked_at.is_(None))
+    ).first()
+
+
+def end_session(conn, id_hash):
+    conn.execute(sa.delete(dashboard_sessions).where(dashboard_sessions.c.id_hash == id_hash))
+
+
+def purge_expired_sessions(conn, now):
+    conn.execute(sa.delete(dashboard_sessions).where(dashboard_sessions.c.expires_at <= now))
+
+
+# --- groups and hooks --------------------------------------------------------------------
+
+
+def hook_health(conn, group_ids, since, success_statuses):
+    """Per live hook of ``group_ids``: attempts since ``since``, how many succeeded, and the
+    latest one (time, status code, error kind). One pass over ix_attempts_started_at."""
+    if not group_ids:
+        return {}
+    ok = sa.case((attempts.c.status_code.in_(success_statuses), 1), else_=0)
+    recent = (
+        sa.select(deliveries.c.hook_id, attempts.c.started_at, attempts.c.status_code, attempts.c.error_kind,
+                  ok.label("ok"),
+                  sa.func.row_number().over(partition_by=deliveries.c.hook_id,
+                                            order_by=attempts.c.started_at.desc()).label("nth"))
+        .select_from(attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id))
+        .where(attempts.c.started_at >= since, deliveries.c.group_id.in_(group_ids))
+    ).subquery()
+    first = recent.c.nth == 1
+    rows = conn.execute(
+        sa.select(recent.c.hook_id, sa.func.count().label("attempts"), sa.func.sum(recent.c.ok).label("succeeded"),
+                  sa.func.max(recent.c.started_at).label("last_at"),
+                  sa.func.max(sa.case((first, recent.c.status_code))).label("last_status_code"),
+                  sa.func.max(sa.case((first, recent.c.error_kind))).label("last_error_kind"))
+        .group_by(recent.c.hook_id)
+    ).all()
+    return {row.hook_id: row for row in rows}
+
+
+def open_counts(conn, hook_ids):
+    """Deliveries still owed (pending or retrying) per hook: what an Enable sends (ix_deliveries_hook_status)."""
+    if not hook_ids:
+        return {}
+    return dict(conn.execute(
+        sa.select(deliveries.c.hook_id, sa.func.count())
+        .where(deliveries.c.hook_id.in_(hook_ids), deliveries.c.status.in_(queries.OPEN_STATUSES))
+        .group_by(deliveries.c.hook_id)
+    ).all())
+
+
+def groups_of(conn, organization_ids, limit):
+    """Live groups of the organizations, by name; groups are few per organization."""
+    if not organization_ids:
+        return [], {}
+    rows = conn.execute(
+        sa.select(webhook_groups)
+        .where(webhook_groups.c.organization_id.in_(organization_ids), webhook_groups.c.deleted_at.is_(None))
+        .order_by(webhook_groups.c.organization_id, webhook_groups.c.name, webhook_groups.c.id)
+        .limit(limit)
+    ).all()
+    return rows, queries.hooks_of(conn, [row.id for row in rows])
+
+
+# --- timeline ----------------------------------------------------------------------------
+
+
+def _hour(conn, column):
+    if conn.dialect.name == "postgresql":
+        return sa.func.date_trunc("hour", column)
+    return sa.func.strftime("%Y-%m-%d %H:00:00", column)  # SQLite keeps times as ISO text
+
+
+def timeline(conn, group_id, since):
+    """(hour, status, count) of the group's deliveries created since ``since``, by the hour
+    they were created; an index-only range of ix_deliveries_group_created plus the status."""
+    hour = _hour(conn, deliveries.c.created_at).label("hour")
+    return conn.execute(
+        sa.select(hour, deliveries.c.status, sa.func.count().label("n"))
+        .where(deliveries.c.group_id == group_id, deliveries.c.created_at >= since)
+        .group_by(hour, deliveries.c.status).order_by(hour)
+    ).all()
+
+
+# --- deliveries --------------------------------------------------------------------------
+
+
+def _filters(organization_ids, *, group_id=None, status=None, hook_type=None, entity_id=None, since=None,
+             until=None, live_groups=False):
+    where = [deliveries.c.organization_id.in_(organization_ids)]
+    if group_id is not None:
+        where.append(deliveries.c.group_id == group_id)
+    if status is not None:
+        where.append(deliveries.c.status == status)
+    if hook_type is not None:
+        where.append(deliveries.c.type == hook_type)
+    if entity_id is not None:
+        where.append(deliveries.c.entity_id == entity_id)
+    if since is not None:
+        where.append(deliveries.c.created_at >= since)
+    if until is not None:
+        where.append(deliveries.c.created_at < until)
+    if live_groups:
+        where.append(deliveries.c.group_id.in_(
+            sa.select(webhook_groups.c.id).where(webhook_groups.c.deleted_at.is_(None))))
+    return where
+
+
+def delivery_page(conn, organization_ids, limit, *, older_than=None, newer_than=None, **filters):
+    """Up to ``limit`` deliveries matching ``filters``, newest first, after a keyset position.
+
+    ``older_than`` / ``newer_than`` are a (created_at, id) of the page before or after; the
+    rows come back newest first either way. No count: counting a million rows is the slow
+    part of an offset page, and the pages do not need it.
+    """
+    if not organization_ids:
+        return []
+    key = sa.tuple_(deliveries.c.created_at, deliveries.c.id)
+    where = _filters(organization_ids, **filters)
+    newest_first = (deliveries.c.created_at.desc(), deliveries.c.id.desc())
+    order = newest_first
+    if older_than is not None:
+        where.append(key < sa.tuple_(*older_than))
+    elif newer_than is not None:
+        where.append(key > sa.tuple_(*newer_than))
+        order = (deliveries.c.created_at, deliveries.c.id)
+    rows = conn.execute(
+        sa.select(*queries._summary_columns())
+        .select_from(deliveries.join(triggers).join(hooks))
+        .where(*where).order_by(*order).limit(limit)
+    ).all()
+    return rows if newer_than is None else rows[::-1]
+
+
+def visible_dead(conn, organization_ids, ids):
+    """The dead deliveries among ``ids`` that belong to the organizations (a replay of a selection)."""
+    if not ids or not organization_ids:
+        return []
+    return conn.execute(
+        sa.select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.status == "dead",
+                                         deliveries.c.organization_id.in_(organization_ids))
+        .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
+    ).scalars().all()
+
+
+# --- initialization ----------------------------------------------------------------------
+
+
+def init_progress(conn, organization_ids):
+    """Per organization and status: initialization deliveries and when the last open one is due
+    (the partial index ix_deliveries_init holds only source = 'init' rows)."""
+    if not organization_ids:
+        return []
+    return conn.execute(
+        sa.select(deliveries.c.organization_id, deliveries.c.status, sa.func.count().label("n"),
+                  sa.func.max(deliveries.c.next_attempt_at).label("last_due_at"))
+        .where(deliveries.c.source == "init", deliveries.c.organization_id.in_(organization_ids))
+        .group_by(deliveries.c.organization_id, deliveries.c.status)
+    ).all()
