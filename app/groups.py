@@ -1,16 +1,22 @@
 """Webhook groups between their API form and their rows: plain functions, no Flask."""
 
+import datetime
 import json
 import uuid
 
 from doo_webhooks.crypto import MASK
 from schemas.webhook_config import type_key
+from storage.db import utcnow
+from workers import signing
 
 
-def to_rows(config, box, *, keep=None):
-    """Split a validated configuration into group columns and hook rows.
+def to_rows(config, box, *, keep=None, now=None, grace=0):
+    """Split a validated configuration into group columns, hook rows, and the signing secret
+    generated for it (None unless the configuration asked for one: it is shown only once).
 
-    ``keep`` is the stored group when updating: a masked secret sent back keeps the stored one.
+    ``keep`` is the stored group when updating: a masked secret sent back keeps the stored one,
+    and a new signing secret is a rotation, the stored one signing beside it for ``grace``
+    seconds after ``now``.
     """
     auth = config.get("authentication")
     client_secret_enc = None
@@ -18,8 +24,6 @@ def to_rows(config, box, *, keep=None):
         secret = auth["credentials"]["client_secret"]
         client_secret_enc = keep.client_secret_enc if (keep is not None and secret == MASK) else box.encrypt(secret)
         auth = dict(auth, credentials={k: v for k, v in auth["credentials"].items() if k != "client_secret"})
-    signing = config.get("signing_secret")
-    signing_enc = keep.signing_secret_enc if (keep is not None and signing == MASK) else box.encrypt(signing)
     group = {
         "name": config["name"],
         "description": config.get("description"),
@@ -27,9 +31,11 @@ def to_rows(config, box, *, keep=None):
         "event_guide_id": config.get("event_guide_id"),
         "authentication": json.dumps(auth) if auth else None,
         "client_secret_enc": client_secret_enc,
-        "signing_secret_enc": signing_enc,
         "notify_url": config.get("notify_url"),
+        "max_per_second": config.get("max_per_second"),
     }
+    generated = signing.new_secret() if config.get("generate_signing_secret") else None
+    group.update(_signing_columns(generated or config.get("signing_secret"), box, keep, now, grace))
     hook_rows = []
     for hook in config["hooks"]:
         origin = hook.get("origin") or {}
@@ -37,8 +43,33 @@ def to_rows(config, box, *, keep=None):
             "type": hook["type"], "type_key": type_key(hook), "method": hook["method"],
             "endpoint": hook["endpoint"], "origin_method": origin.get("method"),
             "origin_endpoint": origin.get("endpoint"), "origin_body": origin.get("body"),
+            "max_per_second": hook.get("max_per_second"),
         })
-    return group, hook_rows
+    return group, hook_rows, generated
+
+
+def _signing_columns(signing, box, keep, now, grace):
+    """The signing secret columns for ``signing`` (plain, masked or None)."""
+    if keep is None:
+        return {"signing_secret_enc": box.encrypt(signing)}
+    if signing == MASK:
+        return {}
+    if signing is None:  # no signing any more: nothing of the old secret stays
+        return {"signing_secret_enc": None, "previous_signing_secret_enc": None, "previous_signing_until": None}
+    if keep.signing_secret_enc and box.decrypt(keep.signing_secret_enc) == signing:
+        return {}
+    return rotated(keep, box.encrypt(signing), now, grace)
+
+
+def rotated(stored, new_enc, now, grace):
+    """Columns that make ``new_enc`` the signing secret; the stored one (if any) signs beside it
+    until ``now + grace`` (grace 0: it stops at once, e.g. after a leak)."""
+    keeps_signing = bool(stored.signing_secret_enc) and grace > 0
+    return {
+        "signing_secret_enc": new_enc,
+        "previous_signing_secret_enc": stored.signing_secret_enc if keeps_signing else None,
+        "previous_signing_until": now + datetime.timedelta(seconds=grace) if keeps_signing else None,
+    }
 
 
 NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
@@ -79,6 +110,10 @@ def to_listing(group, hook_rows, self_href):
         item["authentication"] = auth
     if group.signing_secret_enc:
         item["signing_secret"] = MASK
+    if group.previous_signing_secret_enc and group.previous_signing_until and group.previous_signing_until > utcnow():
+        item["previous_signing_secret_expires_at"] = iso(group.previous_signing_until)
+    if group.max_per_second is not None:
+        item["max_per_second"] = group.max_per_second
     if group.notify_url:
         item["notify_url"] = group.notify_url
     item["_links"] = {"self": {"href": self_href}}
@@ -92,4 +127,13 @@ def _hook(row):
     if row.disabled_at is not None:
         hook["disabled"] = True
         hook["disabled_reason"] = row.disabled_reason
+    if row.max_per_second is not None:
+        hook["max_per_second"] = row.max_per_second
+    if row.paused_until is not None and row.paused_until > utcnow():
+        hook["paused_until"] = iso(row.paused_until)
     return hook
+
+
+def iso(moment):
+    """UTC, to the second, as the API writes moments."""
+    return moment.replace(microsecond=0).isoformat() + "Z"

@@ -150,8 +150,9 @@ def secrets_rotate():
         with _engine(settings).begin() as conn:
             rows = queries.groups_with_secrets(conn, after, 500)
             for row in rows:
-                rotate = (lambda t: box.rotate(t) if t else None)
-                queries.set_group_secrets(conn, row.id, rotate(row.client_secret_enc), rotate(row.signing_secret_enc))
+                queries.set_group_secrets(conn, row.id, {
+                    name: box.rotate(getattr(row, name)) if getattr(row, name) else None
+                    for name in queries.SECRET_COLUMNS})
                 rotated += 1
         if not rows:
             break

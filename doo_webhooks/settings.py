@@ -119,6 +119,9 @@ SETTINGS = (
     Setting("DISABLE_AFTER", "432000", int,
             "Seconds a hook may fail every attempt before the scheduler disables it "
             "(432000 = 5 days); 0 = never."),
+    Setting("SIGNING_GRACE", "86400", int,
+            "Seconds a rotated signing secret keeps signing beside the new one (both signatures in "
+            "webhook-signature), so receivers switch without refusing a request; 0 = none."),
     Setting("SUCCESS_STATUSES", "200", _ints,
             "HTTP statuses from a receiver that count as delivered."),
     Setting("CONNECT_TIMEOUT", "5", float, "Seconds to connect to a receiver, token endpoint or origin."),
@@ -171,6 +174,7 @@ class Settings:
     retry_jitter: float
     max_attempts: int
     disable_after: int
+    signing_grace: int
     success_statuses: tuple
     connect_timeout: float
     read_timeout: float
@@ -242,6 +246,8 @@ def _check(values):
     need(0 <= values["retry_jitter"] < 1, "RETRY_JITTER", "must be at least 0 and below 1")
     need(values["max_attempts"] >= 1, "MAX_ATTEMPTS", "must be at least 1")
     need(values["disable_after"] >= 0, "DISABLE_AFTER", "must not be negative (0 = never)")
+    need(0 <= values["signing_grace"] <= 30 * 86400, "SIGNING_GRACE",
+         "must be between 0 and 2592000 seconds (30 days)")
     need(values["success_statuses"] and all(100 <= s <= 599 for s in values["success_statuses"]),
          "SUCCESS_STATUSES", "must be HTTP statuses (100-599)")
     for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "DISPATCH_INTERVAL", "LEASE_SECONDS"):

@@ -18,6 +18,7 @@ from schemas.types import PLACEHOLDERS
 from schemas.types import TYPES
 from schemas.types import normalize_type
 
+MIN_RATE, MAX_RATE = 0.01, 10000  # requests per second: one every 100 s, up to what one process sends
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 PLACEHOLDER = re.compile(r"%[A-Z_]+%")
 HASHED_TYPE = re.compile(r"^(?P<type>[a-z_]+)_[0-9a-f]{32}$")
@@ -82,6 +83,10 @@ class HookSchema(Schema):
     method = fields.String(load_default="POST", validate=validate.OneOf(METHODS))
     endpoint = Url(required=True)
     origin = fields.Nested(OriginSchema, allow_none=True)
+    max_per_second = fields.Float(allow_none=True, validate=validate.Range(min=MIN_RATE, max=MAX_RATE), metadata={
+        "description": "Most requests per second to this endpoint, from all workers together; "
+                       "wins over the group's max_per_second. A throttled delivery waits; it is not "
+                       "a failed attempt."})
     # A listed hook may carry this; doo's update recipe posts the listing back. A PUT makes
     # new hooks, enabled: the state is read and ignored (enable a hook with its own call).
     disabled = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
@@ -156,7 +161,15 @@ class WebhookConfigSchema(Schema):
     authentication = fields.Nested(AuthenticationSchema, allow_none=True)
     signing_secret = fields.String(allow_none=True, validate=validate.Regexp(
         r"^whsec_[A-Za-z0-9+/=]{32,90}$|^\*{8}$", error="must be whsec_ followed by 24 to 64 base64 bytes"),
-        metadata={"description": "Standard Webhooks signing secret (whsec_...); returned masked."})
+        metadata={"description": "Standard Webhooks signing secret (whsec_...); returned masked. "
+                                 "A new value on update is a rotation: the previous secret keeps "
+                                 "signing beside it for DOO_WEBHOOKS_SIGNING_GRACE."})
+    generate_signing_secret = fields.Boolean(load_only=True, load_default=False, metadata={
+        "description": "true: the service generates a signing secret (whsec_...) and returns it once, "
+                       "in this answer's signing_secret; on update this rotates the secret."})
+    max_per_second = fields.Float(allow_none=True, validate=validate.Range(min=MIN_RATE, max=MAX_RATE), metadata={
+        "description": "Most requests per second to each endpoint of this group (a hook's own "
+                       "max_per_second wins), from all workers together."})
     notify_url = Url(allow_none=True, metadata={
         "description": "Receives signed operational events (delivery.exhausted, hook.disabled, "
                        "hook.recovered); needs signing_secret."})
@@ -171,8 +184,14 @@ class WebhookConfigSchema(Schema):
 
     @validates_schema
     def notify_needs_signing(self, data, **kwargs):
-        if data.get("notify_url") and not data.get("signing_secret"):
+        if data.get("notify_url") and not (data.get("signing_secret") or data.get("generate_signing_secret")):
             raise ValidationError(NOTIFY_NEEDS_SIGNING, "notify_url")
+
+    @validates_schema
+    def one_secret_source(self, data, **kwargs):
+        if data.get("generate_signing_secret") and data.get("signing_secret") not in (None, "********"):
+            raise ValidationError("send signing_secret or generate_signing_secret: true, not both",
+                                  "generate_signing_secret")
 
     @post_load
     def drop_listing_fields(self, data, **kwargs):
@@ -219,6 +238,9 @@ class HookOutSchema(Schema):
     origin = fields.Nested(OriginSchema)
     disabled = fields.Boolean(metadata={"description": "Present and true when the hook was disabled."})
     disabled_reason = fields.String(allow_none=True, metadata={"description": "Why, when it was disabled."})
+    max_per_second = fields.Float(metadata={"description": "Present when the hook has a limit of its own."})
+    paused_until = fields.String(metadata={
+        "description": "Present while the receiver's Retry-After (429/503) pauses this endpoint (UTC)."})
 
 
 class CredentialsOutSchema(Schema):
@@ -245,6 +267,9 @@ class WebhookOutSchema(Schema):
     event_guide_id = fields.String()
     hooks = fields.List(fields.Nested(HookOutSchema))
     authentication = fields.Nested(AuthenticationOutSchema)
-    signing_secret = fields.String()
+    signing_secret = fields.String(metadata={"description": "Always masked (********)."})
+    previous_signing_secret_expires_at = fields.String(metadata={
+        "description": "Present after a rotation, while the previous secret still signs beside the new one (UTC)."})
+    max_per_second = fields.Float()
     notify_url = fields.String()
     _links = fields.Nested(SelfLinksSchema, data_key="_links", attribute="_links")

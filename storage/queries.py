@@ -191,17 +191,31 @@ def delete_group(conn, group_id, organization_ids, now):
     return result.rowcount > 0
 
 
+SECRET_COLUMNS = ("client_secret_enc", "signing_secret_enc", "previous_signing_secret_enc")
+
+
 def groups_with_secrets(conn, after_id, limit):
     return conn.execute(
-        sa.select(webhook_groups.c.id, webhook_groups.c.client_secret_enc, webhook_groups.c.signing_secret_enc)
+        sa.select(webhook_groups.c.id, *(webhook_groups.c[name] for name in SECRET_COLUMNS))
         .where(webhook_groups.c.id > after_id)
         .order_by(webhook_groups.c.id).limit(limit)
     ).all()
 
 
-def set_group_secrets(conn, group_id, client_secret_enc, signing_secret_enc):
+def set_group_secrets(conn, group_id, encrypted):
+    """``encrypted``: SECRET_COLUMNS -> the re-encrypted value."""
     conn.execute(sa.update(webhook_groups).where(webhook_groups.c.id == group_id).values(
-        client_secret_enc=client_secret_enc, signing_secret_enc=signing_secret_enc))
+        **{name: encrypted[name] for name in SECRET_COLUMNS}))
+
+
+def rotate_signing_secret(conn, group_id, new_enc, previous_until, now):
+    """The group signs with ``new_enc`` from now on; the secret it had keeps signing beside it
+    until ``previous_until`` (None: not at all). Returns False when the group is gone."""
+    result = conn.execute(sa.update(webhook_groups).where(
+        webhook_groups.c.id == group_id, webhook_groups.c.deleted_at.is_(None)).values(
+        previous_signing_secret_enc=webhook_groups.c.signing_secret_enc if previous_until else None,
+        previous_signing_until=previous_until, signing_secret_enc=new_enc, updated_at=now))
+    return result.rowcount > 0
 
 
 # --- triggers and fan-out ----------------------------------------------------------------
@@ -268,11 +282,13 @@ def _not_blocked(d):
     )
 
 
-def _hook_enabled(d):
-    """The delivery's hook is not disabled. A hook a PUT replaced holds nothing back any more:
-    its waiting deliveries go out under the usual rules (they keep the endpoint they were made for)."""
-    return ~sa.exists().where(
-        hooks.c.id == d.c.hook_id, hooks.c.disabled_at.is_not(None), hooks.c.removed_at.is_(None))
+def _hook_open(d, now):
+    """The delivery's hook is neither disabled nor paused at ``now`` (a receiver's Retry-After).
+    A hook a PUT replaced holds nothing back any more: its waiting deliveries go out under the
+    usual rules (they keep the endpoint they were made for)."""
+    return ~sa.exists().where(hooks.c.id == d.c.hook_id, sa.or_(
+        sa.and_(hooks.c.disabled_at.is_not(None), hooks.c.removed_at.is_(None)),
+        hooks.c.paused_until > now))
 
 
 def claim(conn, ids, now, lease_seconds):
@@ -288,7 +304,7 @@ def claim(conn, ids, now, lease_seconds):
         deliveries.c.status.in_(OPEN_STATUSES),
         deliveries.c.next_attempt_at <= now,
         _not_blocked(deliveries),
-        _hook_enabled(deliveries),
+        _hook_open(deliveries, now),
     ))
     claimed = conn.execute(
         sa.update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()))
@@ -312,7 +328,7 @@ def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
     """
     def build(skipping):
         where = [deliveries.c.status == sa.bindparam("c_status"), deliveries.c.next_attempt_at <= sa.bindparam("c_now"),
-                 _not_blocked(deliveries), _hook_enabled(deliveries)]
+                 _not_blocked(deliveries), _hook_open(deliveries, sa.bindparam("c_now"))]
         if skipping:
             where.append(deliveries.c.endpoint.not_in(sa.bindparam("c_skip", expanding=True)))
         due = _locking(conn, sa.select(deliveries.c.id).where(*where)
@@ -345,7 +361,9 @@ def claimed_details(conn, ids):
             hooks.c.method, hooks.c.origin_method, hooks.c.origin_endpoint, hooks.c.origin_body,
             hooks.c.disabled_at.label("hook_disabled_at"),
             webhook_groups.c.authentication, webhook_groups.c.client_secret_enc,
-            webhook_groups.c.signing_secret_enc, webhook_groups.c.deleted_at.label("group_deleted_at"),
+            webhook_groups.c.signing_secret_enc, webhook_groups.c.previous_signing_secret_enc,
+            webhook_groups.c.previous_signing_until, webhook_groups.c.deleted_at.label("group_deleted_at"),
+            sa.func.coalesce(hooks.c.max_per_second, webhook_groups.c.max_per_second).label("max_per_second"),
         )
         .select_from(deliveries.join(triggers).join(hooks).join(webhook_groups))
         .where(deliveries.c.id.in_(sa.bindparam("d_ids", expanding=True)))
@@ -562,6 +580,41 @@ def _built(key, build):
     return stmt
 
 
+def give_back(conn, rows, now):
+    """Return claimed deliveries unattempted: the rate limit or a pause kept them from going out.
+    ``rows`` are (id, lane status, claimed attempt number, next_attempt_at); the attempt the
+    claim counted is taken back, so a throttled delivery never spends one of its attempts."""
+    if not rows:
+        return
+    conn.execute(_built("give_back", lambda: sa.update(deliveries).where(
+        deliveries.c.id == sa.bindparam("g_id"), deliveries.c.status == "in_flight",
+        deliveries.c.attempts == sa.bindparam("g_number")).values(
+        status=sa.bindparam("g_status"), attempts=deliveries.c.attempts - 1, lease_until=None,
+        next_attempt_at=sa.bindparam("g_at"), updated_at=sa.bindparam("g_now", type_=sa.DateTime))),
+        [{"g_id": i, "g_status": status, "g_number": number, "g_at": at, "g_now": now}
+         for i, status, number, at in rows])
+
+
+def pause_endpoints(conn, pauses, now):
+    """No request to these endpoints before their time: ``pauses`` are (group_id, endpoint,
+    until) from receivers' Retry-After. The hooks keep the pause (claims skip them, whatever
+    is fanned out meanwhile); deliveries already waiting move to its end, so claims need not
+    step over them."""
+    for group_id, endpoint, until in sorted(set(pauses)):
+        # hook rows locked in id order, as every other writer of hooks does (see _hook_health)
+        ids = conn.execute(sa.select(hooks.c.id).where(
+            hooks.c.group_id == group_id, hooks.c.endpoint == endpoint,
+            sa.or_(hooks.c.paused_until.is_(None), hooks.c.paused_until < until))
+            .order_by(hooks.c.id).with_for_update()).scalars().all()
+        if not ids:
+            continue
+        conn.execute(sa.update(hooks).where(hooks.c.id.in_(ids)).values(paused_until=until))
+        conn.execute(sa.update(deliveries).where(
+            deliveries.c.group_id == group_id, deliveries.c.endpoint == endpoint,
+            deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at < until)
+            .values(next_attempt_at=until, updated_at=now))
+
+
 def cancel(conn, ids, now):
     if ids:
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(
@@ -606,7 +659,7 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
 def due_backlog(conn, now):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
         deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at <= now,
-        _hook_enabled(deliveries))).scalar_one()
+        _hook_open(deliveries, now))).scalar_one()
 
 
 # --- reading deliveries ------------------------------------------------------------------
@@ -858,6 +911,7 @@ def take_notifications(conn, now, lease_seconds, limit):
         return []
     return conn.execute(
         sa.select(notifications, webhook_groups.c.notify_url, webhook_groups.c.signing_secret_enc,
+                  webhook_groups.c.previous_signing_secret_enc, webhook_groups.c.previous_signing_until,
                   webhook_groups.c.deleted_at.label("group_deleted_at"))
         .select_from(notifications.join(webhook_groups))
         .where(notifications.c.id.in_(ids)).order_by(notifications.c.created_at)).all()

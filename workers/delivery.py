@@ -49,12 +49,15 @@ def _claim(ctx, ids):
 
 
 @_db_retry
-def record_outcomes(ctx, outcomes, cancelled):
-    """Write one batch of outcomes (and cancellations) and the events they cause, in one transaction."""
+def record_outcomes(ctx, outcomes, cancelled, given_back=()):
+    """Write one batch of outcomes, cancellations and deliveries given back unattempted
+    (queries.give_back), and the events they cause, in one transaction; then the pauses
+    receivers asked for."""
     with ctx.engine.begin() as conn:
         now = utcnow()
         buried = queries.record(conn, outcomes)
         queries.cancel(conn, cancelled, now)
+        queries.give_back(conn, given_back, now)
         disabled = []
         for reason in {o["disable_reason"] for o in outcomes if o.get("disable_reason")}:
             disabled += queries.disable_hooks(
@@ -62,6 +65,10 @@ def record_outcomes(ctx, outcomes, cancelled):
         # operational events, in the transaction that made the change
         notifications.exhausted(conn, buried, now)
         notifications.disabled(conn, disabled, now)
+    pauses = [(o["group_id"], o["endpoint"], o["paused_until"]) for o in outcomes if o.get("paused_until")]
+    if pauses:  # a transaction of its own: it locks hook rows the batch's health update may hold
+        with ctx.engine.begin() as conn:
+            queries.pause_endpoints(conn, pauses, utcnow())
 
 
 def deliver_batch(ctx, ids):
@@ -83,22 +90,19 @@ def send_claimed(ctx, rows):
     return outcomes
 
 
-def base_headers(row, body, signing_secret):
-    timestamp = str(int(time.time()))
-    headers = {
+def base_headers(row, body, signing_secrets):
+    return {
         "Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT,
         # which trigger this is, as GitHub's X-GitHub-Event and Shopify's X-Shopify-Topic say it:
         # one receiver URL may take several types, and the body (the entity) does not tell
         TRIGGER_HEADER: row.type,
-        "webhook-id": row.id, "webhook-timestamp": timestamp,
+        **signing.headers(row.id, body, signing_secrets),
     }
-    if signing_secret:
-        headers["webhook-signature"] = signing.sign(signing_secret, row.id, timestamp, body)
-    return headers
 
 
 def _new_outcome(row):
-    return {"id": row.id, "number": row.attempts, "hook_id": row.hook_id, "started_at": utcnow(),
+    return {"id": row.id, "number": row.attempts, "hook_id": row.hook_id, "endpoint": row.endpoint,
+            "started_at": utcnow(),
             "payload": None, "last_status_code": None, "last_error": None, "error_detail": None,
             "response_excerpt": None, "request_headers": None,
             "trigger_id": row.trigger_id, "group_id": row.group_id, "received_at": row.received_at}
@@ -109,7 +113,7 @@ def _prepared(ctx, row, session):
     Raises payloads.OriginError when a GraphQL origin fails."""
     payload = payloads.build(row, ctx.settings, session)
     body = payload.encode("utf-8")
-    headers = base_headers(row, body, ctx.box.decrypt(row.signing_secret_enc))
+    headers = base_headers(row, body, signing.active_secrets(ctx.box, row, utcnow()))
     auth = json.loads(row.authentication) if row.authentication else None
     secret = ctx.box.decrypt(row.client_secret_enc) if auth else None
     return payload, body, headers, auth, secret
@@ -164,6 +168,8 @@ def _concluded(ctx, row, outcome, response_headers, started):
                                                       response_headers, settings, now)
     status, delay = rules.next_state(attempt=in_series, success=success,
                                      max_attempts=settings.max_attempts, delay=delay)
+    pause = None if success else rules.pause_seconds(outcome["last_status_code"], response_headers, now)
+    outcome["paused_until"] = now + datetime.timedelta(seconds=pause) if pause else None
     outcome.update(
         status=status, now=now, duration_ms=int((time.monotonic() - started) * 1000),
         next_attempt_at=now + datetime.timedelta(seconds=delay) if delay is not None else now,

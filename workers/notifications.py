@@ -11,7 +11,6 @@ after rules.NOTIFY_MAX_ATTEMPTS attempts.
 import datetime
 import json
 import logging
-import time
 import uuid
 
 from storage import queries
@@ -110,10 +109,8 @@ def _attempt(ctx, row):
         return "cancelled", None, None, "the group was deleted or no longer has a notify_url"
     try:
         body = row.body.encode("utf-8")
-        timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "User-Agent": http.USER_AGENT,
-                   "webhook-id": row.id, "webhook-timestamp": timestamp,
-                   "webhook-signature": signing.sign(ctx.box.decrypt(row.signing_secret_enc), row.id, timestamp, body)}
+                   **signing.headers(row.id, body, signing.active_secrets(ctx.box, row, utcnow()))}
         settings = ctx.settings
         result = http.send(http.session_for(settings), "POST", row.notify_url, body=body, headers=headers,
                            timeouts=(settings.connect_timeout, min(settings.read_timeout, MAX_READ_TIMEOUT)),

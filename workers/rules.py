@@ -78,6 +78,16 @@ def failure_delay(attempt, status_code, headers, settings, now, rng=random):
     return delay
 
 
+def pause_seconds(status_code, headers, now):
+    """How long a receiver asked for no requests at all, or None. A 429 or 503 with
+    Retry-After pauses its endpoint for every delivery, not only the one that was refused:
+    the receiver is saying it is overloaded, and the other deliveries would only be refused
+    too (and spend their attempts)."""
+    if status_code not in RETRY_AFTER_STATUSES:
+        return None
+    return parse_retry_after(_header(headers, "Retry-After"), now) or None
+
+
 def _header(headers, name):
     """A response header by name, whatever case the receiver used (workers.http passes a plain dict)."""
     name = name.lower()

@@ -13,6 +13,12 @@ the first attempts'), so a storm of retries never starves first attempts (as Hoo
 and receivers at their host cap count for at most half of a lane's room, so however many
 receivers are slow, healthy ones keep the other half.
 
+An endpoint with a rate limit (max_per_second, workers.rate_limit) is sent to when the
+limiter grants it, one waiter per endpoint at a time; a row whose turn would come after its
+lease is safe to wait is given back unattempted (queries.give_back), due when its turn is
+expected. An endpoint whose receiver asked for a pause (429/503 with Retry-After) gets no
+request from this worker until then; the pause is recorded so every worker keeps it.
+
 Outcomes are written a batch at a time (workers.delivery.record_outcomes: one transaction, one
 statement per table); a claimed row counts against its lane until its outcome is written,
 which bounds how far sending may run ahead of the ledger.
@@ -21,6 +27,8 @@ which bounds how far sending may run ahead of the ledger.
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
+import datetime
 import logging
 import time
 
@@ -28,6 +36,7 @@ from doo_webhooks import metrics
 from storage import queries
 from storage.db import utcnow
 from workers import delivery
+from workers import rate_limit
 from workers.transport import Transport
 from workers.transport import host_port
 
@@ -35,6 +44,15 @@ log = logging.getLogger(__name__)
 
 LANES = ("pending", "retrying")
 SUMMARY_SECONDS = 10
+MAX_THROTTLE_WAIT = 10.0  # seconds a claimed row may wait for its rate limit (and less than a third of its lease)
+
+
+@dataclasses.dataclass
+class _Gate:
+    """The rows of one rate-limited endpoint waiting in this process: one asks the limiter at a
+    time (the lock is fair, so they go in the order they came)."""
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    waiting: int = 0
 
 
 class Sender:
@@ -54,7 +72,11 @@ class Sender:
         self.transport = Transport(settings, per_host=per_host or settings.host_concurrency,
                                    total=2 * sum(self.room.values()))
         self.sending = collections.Counter()  # endpoint -> requests in flight
-        self.outcomes, self.cancelled = [], []
+        self.outcomes, self.cancelled, self.given_back = [], [], []
+        self.gates = {}  # rate_limit.endpoint_key -> _Gate
+        self.paused = {}  # rate_limit.endpoint_key -> until (UTC), as receivers asked
+        self.throttle_wait = min(MAX_THROTTLE_WAIT, delivery.lease_seconds(settings) / 3)
+        self.limiter = None
         self.counts = collections.Counter()
         self.loop = self._wake = self._recorded = self._flush = None
         self._stopping = False
@@ -83,6 +105,7 @@ class Sender:
     async def _main(self, drain_seconds):
         self.loop = asyncio.get_running_loop()
         self._wake, self._recorded, self._flush = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.limiter = rate_limit.limiter_for(self.ctx.settings)  # made on this loop, which its connections use
         ledger = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="ledger")
         recorder = asyncio.create_task(self._recorder(ledger))
         tasks = set()
@@ -111,6 +134,7 @@ class Sender:
         finally:
             recorder.cancel()
             await self.transport.close()
+            await self.limiter.close()
             ledger.shutdown(wait=True)
             self._summary()
 
@@ -120,14 +144,14 @@ class Sender:
         deadline = self.loop.time() + seconds
         if tasks:
             await asyncio.wait(tasks, timeout=seconds)
-        while self.outcomes or self.cancelled or self._writing:
+        while self.outcomes or self.cancelled or self.given_back or self._writing:
             self._recorded.clear()
             self._flush.set()
             try:
                 await asyncio.wait_for(self._recorded.wait(), max(0.0, deadline - self.loop.time()))
             except asyncio.TimeoutError:
                 log.warning("stopped with %d outcome(s) not recorded: the scheduler takes them back",
-                            len(self.outcomes) + len(self.cancelled))
+                            len(self.outcomes) + len(self.cancelled) + len(self.given_back))
                 return
 
     async def _claim_round(self, ledger, tasks):
@@ -153,7 +177,7 @@ class Sender:
                 task = asyncio.create_task(self._send(lane, row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        if self.outcomes or self.cancelled:
+        if self.outcomes or self.cancelled or self.given_back:
             self._recorded.clear()
             self._flush.set()
         return full
@@ -172,6 +196,14 @@ class Sender:
         return self.room[lane] - (self.used[lane] - on_busy) - min(on_busy, self.room[lane] // 2)
 
     async def _send(self, lane, row):
+        key = rate_limit.endpoint_key(row.group_id, row.endpoint) if (row.max_per_second or self.paused) else None
+        back_at = self._paused_until(key) if self.paused else None
+        if back_at is None and row.max_per_second:
+            back_at = await self._throttle(key, row.max_per_second)
+        if back_at is not None:  # not now: the row goes back unattempted, due at back_at
+            self.given_back.append((lane, row, back_at))
+            self._flush.set()
+            return
         self.sending[row.endpoint] += 1
         try:
             outcome = await delivery.attempt_async(self.ctx, self.transport, row)
@@ -179,21 +211,73 @@ class Sender:
             self.sending[row.endpoint] -= 1
             if not self.sending[row.endpoint]:
                 del self.sending[row.endpoint]
+        if outcome.get("paused_until"):
+            self.paused[key or rate_limit.endpoint_key(row.group_id, row.endpoint)] = outcome["paused_until"]
         self.outcomes.append((lane, row.endpoint, outcome))
         self._flush.set()
+
+    def _paused_until(self, key):
+        """When the endpoint's receiver asked this worker to come back, or None."""
+        until = self.paused.get(key)
+        if until is not None and until <= utcnow():
+            del self.paused[key]
+            return None
+        return until
+
+    async def _throttle(self, key, max_per_second):
+        """Wait for the endpoint's turn under its rate limit. None: send now; a time (UTC): the
+        turn would come too late for the row's lease, so it goes back until then."""
+        gate = self.gates.get(key)
+        if gate is None:
+            gate = self.gates[key] = _Gate()
+        expected = gate.waiting * rate_limit.interval(max_per_second)
+        if expected > self.throttle_wait:  # the rows ahead already fill the wait: no need to queue
+            return utcnow() + datetime.timedelta(seconds=expected)
+        gate.waiting += 1
+        deadline = self.loop.time() + self.throttle_wait
+        try:
+            await asyncio.wait_for(gate.lock.acquire(), self.throttle_wait)
+        except asyncio.TimeoutError:
+            gate.waiting -= 1
+            return utcnow() + datetime.timedelta(seconds=expected)
+        try:
+            while True:
+                try:
+                    wait = await self.limiter.wait_for(key, max_per_second)
+                except Exception as exc:  # no limiter, no request: the limit is a promise
+                    self._limiter_failed(exc)
+                    wait = 1.0
+                if wait <= 0:
+                    return None
+                if self.loop.time() + wait > deadline:
+                    return utcnow() + datetime.timedelta(seconds=wait)
+                await asyncio.sleep(wait)
+        finally:
+            gate.lock.release()
+            gate.waiting -= 1
+            if not gate.waiting and not gate.lock.locked():
+                self.gates.pop(key, None)
+
+    def _limiter_failed(self, exc, _last=[0.0]):
+        if time.monotonic() - _last[0] > SUMMARY_SECONDS:
+            _last[0] = time.monotonic()
+            log.warning("the rate limiter is unreachable (%s): rate-limited endpoints wait", exc)
 
     async def _recorder(self, ledger):
         """Write outcomes as they come, a batch per transaction, one transaction at a time."""
         while True:
             await self._flush.wait()
             self._flush.clear()
-            while self.outcomes or self.cancelled:
+            while self.outcomes or self.cancelled or self.given_back:
                 batch, self.outcomes = self.outcomes[:1000], self.outcomes[1000:]
                 cancelled, self.cancelled = self.cancelled, []
+                given_back, self.given_back = self.given_back, []
                 self._writing = True
                 try:
-                    await self.loop.run_in_executor(ledger, delivery.record_outcomes, self.ctx,
-                                                    [o for _, _, o in batch], [row.id for _, row in cancelled])
+                    await self.loop.run_in_executor(
+                        ledger, delivery.record_outcomes, self.ctx, [o for _, _, o in batch],
+                        [row.id for _, row in cancelled],
+                        [(row.id, lane, row.attempts, at) for lane, row, at in given_back])
                 except Exception:
                     # _record retried for a minute: the leases will run out and the scheduler
                     # takes the rows back (a worker_lost attempt each); nothing is lost
@@ -207,6 +291,9 @@ class Sender:
                 for lane, row in cancelled:
                     self._release(lane, row.endpoint)
                     self.counts["cancelled"] += 1
+                for lane, row, _ in given_back:
+                    self._release(lane, row.endpoint)
+                    self.counts["given back (rate limit or pause)"] += 1
                 self._recorded.set()
                 self._wake.set()  # room again, and the rows behind these may be unblocked now
 

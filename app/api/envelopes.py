@@ -3,6 +3,7 @@
 import urllib.parse
 
 from flask import request
+from marshmallow import RAISE
 from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate
@@ -23,6 +24,25 @@ class SuccessSchema(Schema):
 
 class IdEnvelopeSchema(SuccessSchema):
     data = fields.String(metadata={"description": "The webhook group id."})
+    signing_secret = fields.String(metadata={
+        "description": "Only when generate_signing_secret was true: the new secret, shown this once."})
+
+
+class RotateArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    grace_seconds = fields.Integer(load_default=None, validate=validate.Range(min=0, max=30 * 86400), metadata={
+        "description": "How long the previous secret keeps signing; default DOO_WEBHOOKS_SIGNING_GRACE."})
+
+
+class RotatedSecretDataSchema(Schema):
+    signing_secret = fields.String(metadata={"description": "The new secret (whsec_...), shown this once."})
+    previous_signing_secret_expires_at = fields.String(allow_none=True)
+
+
+class RotatedSecretSchema(SuccessSchema):
+    data = fields.Nested(RotatedSecretDataSchema)
 
 
 class GroupEnvelopeSchema(SuccessSchema):

@@ -10,6 +10,8 @@ from app import groups
 from app.api.envelopes import SECURITY
 from app.api.envelopes import GroupEnvelopeSchema
 from app.api.envelopes import IdEnvelopeSchema
+from app.api.envelopes import RotateArgsSchema
+from app.api.envelopes import RotatedSecretSchema
 from app.api.envelopes import PageArgsSchema
 from app.api.envelopes import WebhookPageSchema
 from app.api.envelopes import page_links
@@ -22,6 +24,7 @@ from schemas.webhook_config import WebhookConfigSchema
 from schemas.webhook_config import refuse_masked
 from storage import queries
 from storage.db import utcnow
+from workers import signing
 from workers.http import check_url_literal
 from workers.payloads import trusted_origin
 
@@ -74,13 +77,22 @@ def create_group(config, team_id):
     _check_storable(config)
     _check_endpoints(config)
     svc = services()
-    group, hook_rows = groups.to_rows(config, svc.box)
+    group, hook_rows, generated = groups.to_rows(config, svc.box)
     now = utcnow()
     group.update(id=groups.new_group_id(), organization_id=membership.organization_id, team_id=team_id,
                  created_at=now, updated_at=now)
     with svc.engine.begin() as conn:
         queries.insert_group(conn, group, hook_rows)
-    return success(group["id"])
+    return _with_secret(success(group["id"]), generated)
+
+
+def _with_secret(answer, generated):
+    """A generated signing secret is shown in the answer that made it, and never again."""
+    if generated:
+        answer["signing_secret"] = generated
+        answer["user_message"] = ("Store signing_secret now: it is shown only in this answer "
+                                  "(listings show it masked).")
+    return answer
 
 
 @blp.route("/team/<int:team_id>/webhooks", methods=["GET"])
@@ -144,9 +156,37 @@ def update_group(config, group_id):
         if auth and auth["credentials"]["client_secret"] == "********" and stored.client_secret_enc is None:
             abort(400, errors={"authentication": {"credentials": {
                 "client_secret": ["there is no stored client secret to keep; send the real one"]}}})
-        fields, hook_rows = groups.to_rows(config, svc.box, keep=stored)
-        queries.update_group(conn, group_id, fields, hook_rows, utcnow())
-    return success(group_id)
+        now = utcnow()
+        fields, hook_rows, generated = groups.to_rows(config, svc.box, keep=stored, now=now,
+                                                      grace=svc.settings.signing_grace)
+        queries.update_group(conn, group_id, fields, hook_rows, now)
+    return _with_secret(success(group_id), generated)
+
+
+@blp.route("/webhooks/<group_id>/secret/rotate", methods=["POST"])
+@blp.arguments(RotateArgsSchema, location="json", error_status_code=400, required=False)
+@blp.response(200, RotatedSecretSchema)
+@blp.doc(security=SECURITY)
+def rotate_secret(args, group_id):
+    """Generate a new signing secret, returned once in this answer. The previous one keeps
+    signing beside it (two signatures in webhook-signature) for ``grace_seconds``
+    (default DOO_WEBHOOKS_SIGNING_GRACE; 0 stops it at once, e.g. after a leak)."""
+    caller = current_caller()
+    svc = services()
+    grace = args.get("grace_seconds")
+    grace = svc.settings.signing_grace if grace is None else grace
+    secret = signing.new_secret()
+    with svc.engine.begin() as conn:
+        stored, _ = _visible_group(conn, caller, group_id, write=True)
+        now = utcnow()
+        columns = groups.rotated(stored, svc.box.encrypt(secret), now, grace)
+        queries.rotate_signing_secret(conn, group_id, columns["signing_secret_enc"],
+                                      columns["previous_signing_until"], now)
+    answer = success({"signing_secret": secret})
+    answer["data"]["previous_signing_secret_expires_at"] = (
+        groups.iso(columns["previous_signing_until"]) if columns["previous_signing_until"] else None)
+    answer["user_message"] = "Store signing_secret now: it is shown only in this answer."
+    return answer
 
 
 @blp.route("/webhooks/<group_id>", methods=["DELETE"])

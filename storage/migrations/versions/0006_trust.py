@@ -14,22 +14,22 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
+# plain ALTER TABLE on both databases: SQLite adds (and, from 3.35, drops) a column in place,
+# where batch mode's copy would drop tables that other rows still reference
+COLUMNS = (
+    ('webhook_groups', 'previous_signing_secret_enc', sa.Text()),
+    ('webhook_groups', 'previous_signing_until', sa.DateTime()),
+    ('webhook_groups', 'max_per_second', sa.Float()),
+    ('hooks', 'max_per_second', sa.Float()),
+    ('hooks', 'paused_until', sa.DateTime()),
+)
+
 
 def upgrade():
-    with op.batch_alter_table('webhook_groups', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('previous_signing_secret_enc', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('previous_signing_until', sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column('max_per_second', sa.Float(), nullable=True))
-    with op.batch_alter_table('hooks', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('max_per_second', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('paused_until', sa.DateTime(), nullable=True))
+    for table, name, type_ in COLUMNS:
+        op.add_column(table, sa.Column(name, type_, nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('hooks', schema=None) as batch_op:
-        batch_op.drop_column('paused_until')
-        batch_op.drop_column('max_per_second')
-    with op.batch_alter_table('webhook_groups', schema=None) as batch_op:
-        batch_op.drop_column('max_per_second')
-        batch_op.drop_column('previous_signing_until')
-        batch_op.drop_column('previous_signing_secret_enc')
+    for table, name, _ in reversed(COLUMNS):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {name}")
