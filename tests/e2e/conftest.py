@@ -24,10 +24,12 @@ BROKER = isolation.redis_url("DOO_WEBHOOKS_TEST_E2E_BROKER")
 
 
 class Pipeline:
-    def __init__(self, database_url, tmp_path, **overrides):
+    def __init__(self, database_url, tmp_path, broker=BROKER, **overrides):
+        """``broker``: the Redis of the streams and the token cache (a fault test may bring its own)."""
+        self.broker = broker
         self.env = {
-            "DOO_WEBHOOKS_DATABASE_URL": database_url, "DOO_WEBHOOKS_BROKER_URL": BROKER,
-            "DOO_WEBHOOKS_REDIS_URL": BROKER, "DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "DOO_WEBHOOKS_DATABASE_URL": database_url, "DOO_WEBHOOKS_BROKER_URL": broker,
+            "DOO_WEBHOOKS_REDIS_URL": broker, "DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
             "DOO_WEBHOOKS_RETRY_SCHEDULE": "0.1", "DOO_WEBHOOKS_RETRY_JITTER": "0",
             "DOO_WEBHOOKS_DISPATCH_INTERVAL": "0.1",
             "DOO_WEBHOOKS_CONNECT_TIMEOUT": "1", "DOO_WEBHOOKS_READ_TIMEOUT": "1", "DOO_WEBHOOKS_LEASE_SECONDS": "1",
@@ -39,7 +41,7 @@ class Pipeline:
         self.engine = engine_for(database_url)
         self.tmp_path = tmp_path
         self.processes = []
-        self.app = create_app(self.settings, publisher=StreamPublisher(BROKER))
+        self.app = create_app(self.settings, publisher=StreamPublisher(broker))
         self.client = self.app.test_client()
         self.tenant = Tenant(self.engine, self.client)
 
@@ -50,7 +52,7 @@ class Pipeline:
 
     def emit(self, trigger_type, entity, **kwargs):
         kwargs.setdefault("organization_id", self.tenant.organization_id)
-        return emit(trigger_type, entity, broker_url=BROKER, **kwargs)
+        return emit(trigger_type, entity, broker_url=self.broker, **kwargs)
 
     def deliveries(self):
         with self.engine.begin() as conn:

@@ -12,12 +12,13 @@ from tests.support.isolation import Popen
 class Command:
     """Any command line as a process of its own (own session), its output in ``log_path``."""
 
-    def __init__(self, argv, env, log_path):
+    def __init__(self, argv, env, log_path, **popen):
+        """``popen``: more arguments for Popen (``user``, ``cwd``)."""
         self.argv = argv
         self.log_path = log_path
         self.log = open(log_path, "wb")
         # own process group, killed with the test run (tests/support/isolation.py)
-        self.proc = Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, **popen)
 
     @property
     def pid(self):

@@ -4,6 +4,8 @@ Each records what it received; tests wait on a condition (``wait_for``), never o
 """
 
 import json
+import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -14,12 +16,34 @@ from http.server import ThreadingHTTPServer
 class Recorded:
     def __init__(self, method, path, headers, body):
         self.method, self.path, self.headers, self.body = method, path, headers, body
+        self.arrived = time.monotonic()
+        self.answered = None  # the status the route answered with (None: no answer, or not yet)
 
     def json(self):
         return json.loads(self.body)
 
     def form(self):
         return dict(urllib.parse.parse_qsl(self.body.decode()))
+
+
+#: A route returning this (instead of a status, headers, body tuple) has the connection reset
+#: without any answer: a receiver that crashes mid-request.
+RESET = object()
+
+
+class Streamed:
+    """A body of ``size`` bytes written a chunk at a time, never held in memory: a receiver that
+    answers with far more than anyone should read. Writing stops when the client goes away."""
+
+    def __init__(self, size, chunk=b"x" * 65536):
+        self.size, self.chunk = size, chunk
+        self.written = 0
+
+    def write_to(self, wfile):
+        while self.written < self.size:
+            piece = self.chunk[:self.size - self.written]
+            wfile.write(piece)
+            self.written += len(piece)
 
 
 class _Server(ThreadingHTTPServer):
@@ -54,15 +78,29 @@ class Peer:
                     peer.requests.append(recorded)
                     peer.changed.notify_all()
                 route = peer.routes.get(path)
-                status, headers, payload = route(recorded) if route else (404, {}, b'{"message":"no route"}')
+                answer = route(recorded) if route else (404, {}, b'{"message":"no route"}')
+                if answer is RESET:
+                    # SO_LINGER 0: close() sends RST, the client sees "connection reset by peer"
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                status, headers, payload = answer
+                recorded.answered = status
                 if isinstance(payload, (dict, list)):
                     payload = json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                size = payload.size if isinstance(payload, Streamed) else len(payload)
+                try:
+                    self.send_response(status)
+                    for name, value in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    if isinstance(payload, Streamed):
+                        payload.write_to(self.wfile)
+                    else:
+                        self.wfile.write(payload)
+                except OSError:  # the client went away (its timeout, or it read enough): not our error
+                    self.close_connection = True
 
             do_POST = do_PUT = do_PATCH = do_GET = do_DELETE = _handle
 
@@ -143,4 +181,19 @@ def graphql_route():
         if result.errors:
             body["errors"] = [{"message": e.message} for e in result.errors]
         return 200, {}, body
+    return route
+
+
+def held(release, free=0, timeout=30):
+    """Answer the first ``free`` requests at once; hold the others until ``release`` (an Event)
+    is set, then answer 200: requests stay in flight while a test breaks something."""
+    count = iter(range(1, 10**9))
+    lock = threading.Lock()
+
+    def route(recorded):
+        with lock:
+            n = next(count)
+        if n > free:
+            release.wait(timeout=timeout)
+        return 200, {}, {"message": "ok"}
     return route

@@ -1,6 +1,8 @@
-"""Faults that must not lose a delivery: a SIGKILLed worker, a flushed broker; and ordering."""
+"""What happens to triggers on their way: per-entity order through retries, idempotent
+trigger ids, refusal of a bad entity, cancellation with their group.
 
-import threading
+(The faults that once lived here, a SIGKILLed worker and a flushed broker, are cases of the
+fault suite in tests/faults/ now, with a database outage beside them.)"""
 
 import pytest
 import redis
@@ -9,65 +11,6 @@ from marshmallow import ValidationError
 from tests.e2e.conftest import BROKER
 from tests.e2e.conftest import order
 from tests.support.servers import scripted
-
-BATCH = 40
-
-
-def held_receiver(peer, release):
-    """A receiver that holds every request until ``release`` is set, then answers 200."""
-    def route(recorded):
-        release.wait(timeout=60)
-        return 200, {}, {"message": "ok"}
-    peer.routes["/crm"] = route
-
-
-def test_sigkill_mid_batch_still_delivers_everything(pipeline_factory, peer):
-    pipeline = pipeline_factory()
-    release = threading.Event()
-    held_receiver(peer, release)
-    pipeline.tenant.create_group({"name": "CRM", "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]})
-    worker = pipeline.start("worker", "--concurrency", "4")
-    pipeline.start("scheduler")
-
-    for n in range(BATCH):
-        pipeline.emit("order_created", order(1000 + n))
-    # Given every trigger fanned out (a trigger whose fan-out a SIGKILL cuts comes back only
-    # after the broker's visibility timeout) and requests in flight: the worker is mid-batch
-    pipeline.wait_until(lambda: len(pipeline.deliveries()) == BATCH, what="fan-out")
-    peer.wait_for(lambda p: len(p.requests) >= 4, what="requests in flight")
-    # When it dies without any cleanup
-    worker.kill()
-    release.set()
-    pipeline.start("worker", "--concurrency", "4")
-
-    # Then every delivery ends delivered, duplicates carrying the same webhook-id
-    pipeline.wait_until(lambda: pipeline.all_settled(BATCH), timeout=90, what="all delivered")
-    rows = pipeline.deliveries()
-    assert {row.status for row in rows} == {"delivered"}
-    ids = {row.id for row in rows}
-    assert {r.headers["webhook-id"] for r in peer.at("/crm")} == ids
-    assert len({r.json()["order_details"]["id"] for r in peer.at("/crm")}) == BATCH
-
-
-def test_flushing_redis_mid_batch_still_delivers_everything(pipeline_factory, peer):
-    pipeline = pipeline_factory()
-    release = threading.Event()
-    held_receiver(peer, release)
-    pipeline.tenant.create_group({"name": "CRM", "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]})
-    pipeline.start("worker", "--concurrency", "8")
-    pipeline.start("scheduler")
-
-    for n in range(BATCH):
-        pipeline.emit("order_created", order(2000 + n))
-    pipeline.wait_until(lambda: len(pipeline.deliveries()) == BATCH, what="fan-out")
-    peer.wait_for(lambda p: len(p.requests) >= 2, what="requests in flight")
-    # Every queued and unacknowledged message is gone
-    redis.Redis.from_url(BROKER).flushdb()
-    release.set()
-
-    pipeline.wait_until(lambda: pipeline.all_settled(BATCH), timeout=90, what="all delivered")
-    assert {row.status for row in pipeline.deliveries()} == {"delivered"}
-    assert len({r.json()["order_details"]["id"] for r in peer.at("/crm")}) == BATCH
 
 
 def test_one_orders_deliveries_arrive_in_trigger_order_even_after_retries(pipeline, peer):
