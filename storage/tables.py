@@ -186,7 +186,7 @@ deliveries = sa.Table(
     # the dashboard (storage/dashboard.py): newest first per organization, per group (its
     # timeline too), per entity; a hook's open deliveries (enable); initialization progress
     sa.Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
-    sa.Index("ix_deliveries_group_created", "group_id", "created_at", "id"),
+    sa.Index("ix_deliveries_group_created", "group_id", "created_at", "id", postgresql_include=["status"]),
     sa.Index("ix_deliveries_org_entity", "organization_id", "entity_id", "created_at"),
     sa.Index("ix_deliveries_hook_status", "hook_id", "status"),
     sa.Index("ix_deliveries_init", "organization_id", "status",

@@ -19,6 +19,7 @@ import subprocess
 import threading
 
 import pytest
+import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests.e2e.conftest import order
@@ -187,9 +188,12 @@ def test_a_failing_receivers_delivery_goes_dead_and_is_replayed_from_the_dead_le
     board.wait_for(lambda d: "2 dead letter(s) replayed" in self_text(d))
     pipeline.wait_until(lambda: {d.status for d in pipeline.deliveries()} == {"delivered"}, what="all delivered")
     board.reload_until("/dashboard/dead-letters", lambda t: "No dead letters match" in t, "an empty dead-letter page")
-    assert len(peer.at("/crm")) == 2 * 3 + 3
+    # two attempts each, then the replays (a lease lost on a loaded machine may add a duplicate)
+    assert len({r.headers["webhook-id"] for r in peer.at("/crm")}) == 3 and len(peer.at("/crm")) >= 2 * 3 + 3
 
-    # the group's timeline: its deliveries by the hour they were created, by status now
+    # the group's timeline: its deliveries by the hour they were created, by status now;
+    # three days of history are written into the ledger (the pipeline would take three days)
+    write_history(pipeline)
     board.open("/dashboard/")
     board.click(By.LINK_TEXT, "Timeline")
     board.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline svg rect"))
@@ -203,6 +207,26 @@ def test_a_failing_receivers_delivery_goes_dead_and_is_replayed_from_the_dead_le
     board.wait_for(lambda d: "Started: 3 item(s), 6 deliveries queued" in self_text(d))
     assert "0 / 6" in board.driver.find_element(By.ID, "progress").text or "/ 6" in board.text()
     board.shot("initialization")
+
+
+def write_history(pipeline, hours=72):
+    """Copies of a delivered row over the last ``hours`` (busier in the day), some failed or
+    dead; ordering keys of their own and retries a day ahead, so no worker touches them."""
+    with pipeline.engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO deliveries (id, trigger_pk, hook_id, group_id, organization_id, type, endpoint, entity_kind,
+                entity_id, ordering_key, sequence, status, attempts, attempt_base, source, next_attempt_at,
+                created_at, updated_at)
+            SELECT md5(random()::text || h || ':' || j)::uuid::text, d.trigger_pk, d.hook_id, d.group_id,
+                d.organization_id, d.type, d.endpoint, d.entity_kind, d.entity_id, 'history:' || h || ':' || j,
+                h * 100 + j, CASE WHEN (h * 7 + j) % 29 = 0 THEN 'dead' WHEN (h + j) % 9 = 0 THEN 'retrying'
+                                  ELSE 'delivered' END,
+                1, 0, 'trigger', (now() at time zone 'utc') + interval '1 day', created, created
+            FROM generate_series(1, :hours) h,
+                 LATERAL generate_series(1, 2 + round(10 * (1 + sin(h * pi() / 12)))::int) j,
+                 LATERAL (SELECT (now() at time zone 'utc') - make_interval(hours => h, mins => j) AS created) t,
+                 (SELECT * FROM deliveries WHERE status = 'delivered' LIMIT 1) d
+        """), {"hours": hours})
 
 
 def self_text(driver):
@@ -230,7 +254,7 @@ def test_a_410_disabled_hook_is_enabled_with_its_button(dashboard, peer):
     board.wait_for(lambda d: "waiting deliveries go out now" in self_text(d))
     assert not board.driver.find_elements(By.CSS_SELECTOR, "button.enable")
     pipeline.wait_until(lambda: [d.status for d in pipeline.deliveries()] == ["delivered"], what="the owed one sent")
-    assert [r.json()["order_details"]["id"] for r in peer.at("/old-crm")] == [1, 1]
+    assert {r.json()["order_details"]["id"] for r in peer.at("/old-crm")} == {1} and len(peer.at("/old-crm")) >= 2
 
 
 def test_a_viewer_cannot_change_a_second_tenant_sees_nothing_csrf_and_logout(dashboard, peer):
