@@ -91,6 +91,7 @@ class HookSchema(Schema):
     # new hooks, enabled: the state is read and ignored (enable a hook with its own call).
     disabled = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
     disabled_reason = fields.Raw(load_only=True, metadata={"description": "Ignored on input."})
+    paused_until = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -120,6 +121,7 @@ class HookSchema(Schema):
     def drop_listing_fields(self, data, **kwargs):
         data.pop("disabled", None)
         data.pop("disabled_reason", None)
+        data.pop("paused_until", None)
         return data
 
 
@@ -176,6 +178,8 @@ class WebhookConfigSchema(Schema):
     # A listed object carries these; doo's update recipe posts it back, so they are read and ignored.
     id = fields.Raw(load_only=True)
     _links = fields.Raw(load_only=True, data_key="_links")
+    previous_signing_secret_expires_at = fields.Raw(load_only=True, metadata={
+        "description": "Ignored on input (listings show it)."})
 
     @validates_schema
     def one_scope(self, data, **kwargs):
@@ -197,6 +201,7 @@ class WebhookConfigSchema(Schema):
     def drop_listing_fields(self, data, **kwargs):
         data.pop("id", None)
         data.pop("_links", None)
+        data.pop("previous_signing_secret_expires_at", None)
         return data
 
 

@@ -249,7 +249,7 @@ class Sender:
                     wait = 1.0
                 if wait <= 0:
                     return None
-                if self.loop.time() + wait > deadline:
+                if self._stopping or self.loop.time() + wait > deadline:  # stopping: no waiting
                     return utcnow() + datetime.timedelta(seconds=wait)
                 await asyncio.sleep(wait)
         finally:

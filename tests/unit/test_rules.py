@@ -219,3 +219,19 @@ def test_one_attempt_only():
 def test_ten_failures_make_a_dead_letter():
     states = [rules.next_state(attempt=n, success=False, max_attempts=10, delay=1.0)[0] for n in range(1, 11)]
     assert states == ["retrying"] * 9 + ["dead"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_on_429_and_503_pauses_the_endpoint(status):
+    assert rules.pause_seconds(status, {"retry-after": "30"}, NOW) == 30.0
+
+
+@pytest.mark.parametrize("status, headers", [
+    (429, {}),  # no Retry-After: the usual retry schedule, no pause
+    (429, {"Retry-After": "0"}),
+    (429, {"Retry-After": "soon"}),
+    (500, {"Retry-After": "30"}),  # only 429 and 503 carry a Retry-After that means "back off"
+    (200, {"Retry-After": "30"}),
+])
+def test_no_pause_without_a_usable_retry_after_on_429_or_503(status, headers):
+    assert rules.pause_seconds(status, headers, NOW) is None
