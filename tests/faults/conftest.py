@@ -96,7 +96,7 @@ class FaultCase:
 
 
 @pytest.fixture
-def fault_case(request):
+def fault_case():
     """``fault_case("what breaks")``: a FaultCase whose row goes into the report."""
     return lambda name: FaultCase(name)
 

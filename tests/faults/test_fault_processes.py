@@ -147,3 +147,36 @@ def test_web_sigkill_while_triggers_are_posted(make_pipeline, peer, fault_case, 
     assert len(set(accepted)) == 40, f"the platform could not hand over every trigger: {len(set(accepted))}"
 
     case.finish(pipeline, peer, notes=f"{len(failed)} POST(s) cut or refused, sent again")
+
+
+def test_worker_killed_during_every_attempt_gives_up_after_ten(make_pipeline, peer, fault_case):
+    """A receiver whose requests kill the worker (a poison delivery): the attempts are
+    counted when claimed, so the delivery is dead after exactly ten, not retried forever."""
+    case = fault_case("worker SIGKILLed during every attempt (poison delivery)")
+    # a lease of 3.3 x 0.4 s: the scheduler takes a dead worker's rows back about as fast
+    # as the next worker starts
+    pipeline = make_pipeline(connect_timeout="0.1", read_timeout="0.3")
+    release = threading.Event()
+    peer.routes["/crm"] = held(release, status=500)  # it never accepts one
+    pipeline.tenant.create_group({"name": "CRM", "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]})
+    pipeline.start("scheduler")
+    case.emit(pipeline, 3, 8000)
+
+    kills = 0
+    try:
+        while not case.settled(pipeline.engine):
+            assert kills < 15, "the deliveries are retried beyond their ten attempts"
+            seen = len(peer.requests)
+            worker = pipeline.start("worker", "--concurrency", "1")
+            deadline = time.monotonic() + 30
+            while len(peer.requests) == seen and not case.settled(pipeline.engine):
+                assert time.monotonic() < deadline, "no attempt within 30 s"
+                time.sleep(0.02)
+            worker.kill()
+            kills += 1
+    finally:
+        release.set()
+    with pipeline.engine.begin() as conn:
+        lost = conn.execute(sa.text("SELECT count(*) FROM attempts WHERE error_kind = 'worker_lost'")).scalar_one()
+
+    case.finish(pipeline, peer, expect="dead", notes=f"{kills} workers killed; {lost} attempts recorded as worker_lost")

@@ -2,9 +2,10 @@
 restart at will: the machine's shared servers (6379, 5432) are never touched.
 
 Both run in the foreground as processes of the suite (tests/support/isolation.py Popen), so
-they die with the test run however it ends. PostgreSQL runs as the ``postgres`` OS user (it
-refuses root): its directory is a short one under /tmp (a Unix socket path must fit in 107
-bytes, and pytest's tmp_path is neither short nor readable by that user).
+they die with the test run however it ends. PostgreSQL refuses to run as root: a root test
+run starts it as the ``postgres`` OS user. Its directory is a short one under /tmp (a Unix
+socket path must fit in 107 bytes, and pytest's tmp_path is neither short nor readable by
+that user).
 """
 
 import glob
@@ -77,12 +78,16 @@ class RedisServer:
 
 
 def postgres_bin():
-    """The newest PostgreSQL server binaries installed (/usr/lib/postgresql/<version>/bin)."""
+    """The newest PostgreSQL server binaries of /usr/lib/postgresql/<version>/bin (Debian's
+    layout), else the folder of ``pg_ctl`` on PATH."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
                    key=lambda path: int(re.search(r"/(\d+)/bin/", path).group(1)))
-    if not found:
-        raise AssertionError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    return os.path.dirname(found[-1])
+    if found:
+        return os.path.dirname(found[-1])
+    on_path = shutil.which("pg_ctl")
+    if on_path and os.path.exists(os.path.join(os.path.dirname(os.path.realpath(on_path)), "postgres")):
+        return os.path.dirname(os.path.realpath(on_path))
+    raise AssertionError("no PostgreSQL server binaries (initdb, postgres, pg_ctl): install the server package")
 
 
 class PostgresServer:
@@ -90,12 +95,14 @@ class PostgresServer:
     checkpoint, every connection cut, crash recovery at the next start) and a start on the
     same port."""
 
-    def __init__(self, user="postgres"):
+    def __init__(self):
         self.bin = postgres_bin()
-        self.user = user
+        # PostgreSQL refuses to run as root: as root, it runs as the postgres OS user
+        self.user = "postgres" if os.geteuid() == 0 else None
         self.dir = tempfile.mkdtemp(prefix="doo-pg-")
-        account = pwd.getpwnam(user)
-        os.chown(self.dir, account.pw_uid, account.pw_gid)
+        if self.user:
+            account = pwd.getpwnam(self.user)
+            os.chown(self.dir, account.pw_uid, account.pw_gid)
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.starts = 0

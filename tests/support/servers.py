@@ -184,9 +184,9 @@ def graphql_route():
     return route
 
 
-def held(release, free=0, timeout=30):
+def held(release, free=0, timeout=30, status=200):
     """Answer the first ``free`` requests at once; hold the others until ``release`` (an Event)
-    is set, then answer 200: requests stay in flight while a test breaks something."""
+    is set, then answer ``status``: requests stay in flight while a test breaks something."""
     count = iter(range(1, 10**9))
     lock = threading.Lock()
 
@@ -195,5 +195,6 @@ def held(release, free=0, timeout=30):
             n = next(count)
         if n > free:
             release.wait(timeout=timeout)
+            return status, {}, {"message": "ok" if status == 200 else "failed"}
         return 200, {}, {"message": "ok"}
     return route
