@@ -33,10 +33,6 @@ def same(a, b):
     return hmac.compare_digest(raw(a), raw(b))
 
 
-def is_masked(value):
-    return isinstance(value, str) and value == MASK
-
-
 def _key_file_keys(data_dir):
     path = data_dir / "secret.key"
     if not path.exists():

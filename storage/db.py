@@ -41,7 +41,3 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def is_postgres(engine):
-    return engine.dialect.name == "postgresql"

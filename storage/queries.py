@@ -6,7 +6,6 @@ writer, made explicit by ``BEGIN IMMEDIATE`` in storage.db).
 """
 
 import datetime
-import json
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -680,17 +679,6 @@ def delivery(conn, delivery_id):
 def attempts_of(conn, delivery_id):
     return conn.execute(sa.select(attempts).where(attempts.c.delivery_id == delivery_id)
                         .order_by(attempts.c.number)).all()
-
-
-def status_counts(conn, ids=None):
-    stmt = sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
-    if ids is not None:
-        stmt = stmt.where(deliveries.c.id.in_(ids))
-    return dict(conn.execute(stmt).all())
-
-
-def loads(text):
-    return json.loads(text) if text else None
 
 
 # --- operating deliveries ----------------------------------------------------------------

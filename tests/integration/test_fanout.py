@@ -5,6 +5,7 @@ be set up without the API; triggers come from workers.producer.prepare, as in pr
 """
 
 import datetime
+import json
 import itertools
 import uuid
 
@@ -304,7 +305,7 @@ def test_trigger_is_stored_as_sent(engine):
     assert (stored.entity_kind, stored.entity_id) == ("order", "42")
     assert stored.occurred_at == datetime.datetime(2030, 1, 1, 12, 0)  # naive UTC
     assert stored.received_at == T0
-    assert queries.loads(stored.entity) == record["entity"]
+    assert json.loads(stored.entity) == record["entity"]
 
 
 # --- idempotence -----------------------------------------------------------------------
