@@ -51,8 +51,14 @@ MAX_THROTTLE_WAIT = 10.0  # seconds a claimed row may wait for its rate limit (a
 class _Gate:
     """The rows of one rate-limited endpoint waiting in this process: one asks the limiter at a
     time (the lock is fair, so they go in the order they came)."""
+    endpoint: str
+    interval: float
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     waiting: int = 0
+
+    def full(self, seconds):
+        """Whether the rows waiting here already fill ``seconds`` of turns."""
+        return self.waiting * self.interval > seconds
 
 
 class Sender:
@@ -159,7 +165,10 @@ class Sender:
         came back full (more may be due right now)."""
         full = False
         busy = self.transport.busy_hosts()
-        skip = {endpoint for endpoint in self.sending if host_port(endpoint) in busy} if busy else ()
+        skip = {endpoint for endpoint in self.sending if host_port(endpoint) in busy} if busy else set()
+        # an endpoint whose rate limit already has this worker's turns for a while: claiming
+        # more of it would only give them back
+        skip.update(gate.endpoint for gate in self.gates.values() if gate.full(self.throttle_wait))
         for lane in LANES:
             room = self._room(lane, busy)
             if room <= 0:
@@ -199,7 +208,7 @@ class Sender:
         key = rate_limit.endpoint_key(row.group_id, row.endpoint) if (row.max_per_second or self.paused) else None
         back_at = self._paused_until(key) if self.paused else None
         if back_at is None and row.max_per_second:
-            back_at = await self._throttle(key, row.max_per_second)
+            back_at = await self._throttle(key, row.endpoint, row.max_per_second)
         if back_at is not None:  # not now: the row goes back unattempted, due at back_at
             self.given_back.append((lane, row, back_at))
             self._flush.set()
@@ -224,14 +233,14 @@ class Sender:
             return None
         return until
 
-    async def _throttle(self, key, max_per_second):
+    async def _throttle(self, key, endpoint, max_per_second):
         """Wait for the endpoint's turn under its rate limit. None: send now; a time (UTC): the
         turn would come too late for the row's lease, so it goes back until then."""
         gate = self.gates.get(key)
         if gate is None:
-            gate = self.gates[key] = _Gate()
-        expected = gate.waiting * rate_limit.interval(max_per_second)
-        if expected > self.throttle_wait:  # the rows ahead already fill the wait: no need to queue
+            gate = self.gates[key] = _Gate(endpoint, rate_limit.interval(max_per_second))
+        expected = gate.waiting * gate.interval
+        if gate.full(self.throttle_wait):  # the rows ahead already fill the wait: no need to queue
             return utcnow() + datetime.timedelta(seconds=expected)
         gate.waiting += 1
         deadline = self.loop.time() + self.throttle_wait
