@@ -123,12 +123,15 @@ def measure(engine, out, title, call):
             call(conn)
             timings.append((time.perf_counter() - started) * 1000)
     out(f"\n=== {title}: median {statistics.median(timings):.2f} ms, max {max(timings):.2f} ms (7 warm runs)")
-    for statement, parameters in seen:
-        out("--- " + " ".join(statement.split()))
-        out(f"    parameters: {parameters}")
-        with engine.begin() as conn:
+    with engine.begin() as conn:  # one transaction, as the page's: its SET LOCAL holds for what follows
+        for statement, parameters in seen:
+            out("--- " + " ".join(statement.split()))
+            if statement.lstrip().upper().startswith("SET "):
+                conn.exec_driver_sql(statement)
+                continue
+            out(f"    parameters: {parameters}")
             plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters).scalars().all()
-        out("\n".join("    " + line for line in plan))
+            out("\n".join("    " + line for line in plan))
     return statistics.median(timings)
 
 

@@ -54,10 +54,15 @@ def hook_health(conn, group_ids, since, success_statuses):
 
     The attempts of the window come from ix_attempts_started_at, each one's hook by its
     delivery's primary key (a correlated lookup: PostgreSQL otherwise hashes the whole
-    deliveries table to join a few thousand attempts, a second at a million rows).
+    deliveries table to join a few thousand attempts, a second at a million rows). Attempts
+    of other groups get no hook and are dropped here rather than in SQL, where PostgreSQL
+    would run the lookup twice; JIT is off for the statement (its compile alone took longer
+    than the query, docs/dashboard-explain.txt).
     """
     if not group_ids:
         return {}
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL jit = off")
     hook = (sa.select(deliveries.c.hook_id)
             .where(deliveries.c.id == attempts.c.delivery_id, deliveries.c.group_id.in_(group_ids))
             .scalar_subquery())
@@ -70,7 +75,6 @@ def hook_health(conn, group_ids, since, success_statuses):
         sa.select(window.c.hook_id, window.c.started_at, window.c.status_code, window.c.error_kind, ok.label("ok"),
                   sa.func.row_number().over(partition_by=window.c.hook_id,
                                             order_by=window.c.started_at.desc()).label("nth"))
-        .where(window.c.hook_id.is_not(None))
     ).subquery()
     first = recent.c.nth == 1
     rows = conn.execute(
@@ -80,7 +84,7 @@ def hook_health(conn, group_ids, since, success_statuses):
                   sa.func.max(sa.case((first, recent.c.error_kind))).label("last_error_kind"))
         .group_by(recent.c.hook_id)
     ).all()
-    return {row.hook_id: row for row in rows}
+    return {row.hook_id: row for row in rows if row.hook_id is not None}
 
 
 def open_counts(conn, hook_ids):

@@ -5,8 +5,8 @@ Revises: 0006
 Create Date: 2026-12-10 09:00:00
 
 The indexes are built inside the migration's transaction: on a large ledger the deliveries
-table is locked for writes while they build (about 1 s per index per million rows on the
-benchmark machine, docs/dashboard-explain.txt); run the upgrade in a quiet moment.
+table is locked for writes while they build (7 to 14 s for all six over a million deliveries on
+the benchmark machine, docs/dashboard-explain.txt); run the upgrade at a quiet moment.
 """
 from alembic import op
 import sqlalchemy as sa
