@@ -3,9 +3,11 @@
 import datetime
 import json
 
+from storage import lifecycle
+from storage.lifecycle import Status
+
 #: most of a receiver's answer shown per attempt (the ledger keeps RESPONSE_EXCERPT_BYTES)
 EXCERPT_CHARS = 65536
-OPEN = ("pending", "retrying")
 
 
 def aware(value):
@@ -21,11 +23,11 @@ def summary(row, href):
         "endpoint": row.endpoint, "entity_kind": row.entity_kind, "entity_id": row.entity_id,
         "source": row.source, "status": row.status,
         # a delivery whose hook is disabled is neither sent nor lost: it waits for the hook
-        "waiting_for_hook": row.status in OPEN and hook_live and row.hook_disabled_at is not None,
-        "skipped_reason": row.skipped_reason if row.status == "skipped" else None,
+        "waiting_for_hook": row.status in lifecycle.OPEN and hook_live and row.hook_disabled_at is not None,
+        "skipped_reason": row.skipped_reason if row.status == Status.SKIPPED else None,
         "hook": row.hook_position if hook_live else None,
         "attempts": row.attempts, "attempts_in_series": row.attempts - row.attempt_base,
-        "next_attempt_at": aware(row.next_attempt_at) if row.status in OPEN else None,
+        "next_attempt_at": aware(row.next_attempt_at) if row.status in lifecycle.OPEN else None,
         "last_status_code": row.last_status_code, "last_error": row.last_error,
         "created_at": aware(row.created_at), "delivered_at": aware(row.delivered_at),
         "_links": {"self": {"href": href}},

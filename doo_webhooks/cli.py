@@ -7,6 +7,7 @@ import click
 
 from doo_webhooks import __version__
 from doo_webhooks import settings as settings_module
+from storage.lifecycle import Status
 
 
 def _settings():
@@ -357,8 +358,7 @@ def deliveries():
 
 @deliveries.command("list")
 @_window_options
-@click.option("--status", type=click.Choice(("pending", "in_flight", "retrying", "delivered", "dead", "cancelled",
-                                             "skipped")))
+@click.option("--status", type=click.Choice([status.value for status in Status]))
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--page-size", type=click.IntRange(1, 1000), default=25, show_default=True)
 def deliveries_list(organization_id, group_id, hook_type, since, until, status, page, page_size):
@@ -404,7 +404,7 @@ def deliveries_redeliver(delivery_id):
         except operations.Refused as exc:
             raise click.ClickException(str(exc)) from None
     _nudge_workers(settings)
-    _print({"delivery_id": delivery_id, "status": "pending"})
+    _print({"delivery_id": delivery_id, "status": Status.PENDING.value})
 
 
 @main.group("dead-letters")
@@ -419,7 +419,7 @@ def dead_letters():
 def dead_letters_list(organization_id, group_id, hook_type, since, until, page, page_size):
     """Dead deliveries of live groups, newest first."""
     filters = _window(organization_id, group_id, hook_type, since, until)
-    _listing(dict(filters, status="dead", live_groups=True), page, page_size)
+    _listing(dict(filters, status=Status.DEAD, live_groups=True), page, page_size)
 
 
 @dead_letters.command("replay")

@@ -26,6 +26,8 @@ from http.server import ThreadingHTTPServer
 
 import requests
 
+from storage.lifecycle import Status
+
 CLIENT_ID = "demo-crm"
 TURNED_AWAY = "1003"  # the receiver answers 503 to this order once
 
@@ -160,19 +162,19 @@ class LiveView:
         answer = f"HTTP {code}" if code is not None else (outcome.get("last_error") or "no answer")
         line = f"delivery   {name}: attempt {outcome['number']} -> {answer} in {outcome['duration_ms']} ms, "
         status = outcome["status"]
-        if status == "delivered":
+        if status == Status.DELIVERED:
             latency = (outcome["now"] - outcome["received_at"]).total_seconds()
             line += f"delivered ({latency:.2f} s after the trigger arrived)"
-        elif status == "retrying":
+        elif status == Status.RETRYING:
             wait = max(0.0, (outcome["next_attempt_at"] - outcome["now"]).total_seconds())
             line += f"retrying in {wait:.0f} s"
         else:
             line += status
         self.console.say(line)
         with self.changed:
-            if status == "delivered":
+            if status == Status.DELIVERED:
                 self.delivered.add(outcome["id"])
-            elif status == "retrying":
+            elif status == Status.RETRYING:
                 self.retries += 1
             self.changed.notify_all()
 

@@ -29,6 +29,9 @@ from prometheus_client import disable_created_metrics
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from storage import lifecycle
+from storage.lifecycle import Status
+
 log = logging.getLogger(__name__)
 
 disable_created_metrics()  # the *_created series double the output and tell nothing here
@@ -76,8 +79,6 @@ API_LATENCY = Histogram(
     "api_request_duration_seconds", "Time to answer an API request, by endpoint (URL rule).", ["endpoint"],
     namespace=NAMESPACE, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
-# Statuses a delivery leaves for good: everything but these is final.
-OPEN_STATUSES = ("pending", "retrying", "in_flight")
 
 
 def status_class(code):
@@ -93,12 +94,12 @@ def observe_outcome(outcome):
         if outcome.get("duration_ms") is not None:
             ATTEMPT_DURATION.labels(klass).observe(outcome["duration_ms"] / 1000)
         status = outcome.get("status")
-        if status in OPEN_STATUSES or status is None:
+        if status not in lifecycle.FINAL:
             return
         DELIVERIES.labels(status, klass).inc()
-        if status == "dead":
+        if status == Status.DEAD:
             DEAD_LETTERS.labels(outcome.get("last_error") or "unknown").inc()
-        elif status == "delivered" and outcome.get("received_at") is not None:
+        elif status == Status.DELIVERED and outcome.get("received_at") is not None:
             finished = outcome.get("delivered_at") or outcome.get("now")
             if finished is not None:
                 DELIVERY_LATENCY.observe(max(0.0, (finished - outcome["received_at"]).total_seconds()))
@@ -121,7 +122,7 @@ def swept(lost, buried):
     if lost:
         LEASES_EXPIRED.inc(lost)
     if buried:
-        DELIVERIES.labels("dead", "none").inc(buried)
+        DELIVERIES.labels(Status.DEAD, "none").inc(buried)
         DEAD_LETTERS.labels("worker_lost").inc(buried)
 
 

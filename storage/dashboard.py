@@ -8,7 +8,9 @@ plans at 1,000,000 deliveries). Both dialects are served: PostgreSQL and standal
 
 import sqlalchemy as sa
 
+from storage import lifecycle
 from storage import queries
+from storage.lifecycle import Status
 from storage.tables import attempts
 from storage.tables import credentials
 from storage.tables import dashboard_sessions
@@ -93,7 +95,7 @@ def open_counts(conn, hook_ids):
         return {}
     return dict(conn.execute(
         sa.select(deliveries.c.hook_id, sa.func.count())
-        .where(deliveries.c.hook_id.in_(hook_ids), deliveries.c.status.in_(queries.OPEN_STATUSES))
+        .where(deliveries.c.hook_id.in_(hook_ids), deliveries.c.status.in_(lifecycle.OPEN))
         .group_by(deliveries.c.hook_id)
     ).all())
 
@@ -186,7 +188,7 @@ def visible_dead(conn, organization_ids, ids):
     if not ids or not organization_ids:
         return []
     return conn.execute(
-        sa.select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.status == "dead",
+        sa.select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.status == Status.DEAD,
                                          deliveries.c.organization_id.in_(organization_ids))
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
     ).scalars().all()

@@ -11,6 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
+from storage import lifecycle
+from storage.lifecycle import Move
+from storage.lifecycle import NotificationStatus
+from storage.lifecycle import Status
 from storage.tables import access_tokens
 from storage.tables import attempts
 from storage.tables import credentials
@@ -26,8 +30,6 @@ from storage.tables import teams
 from storage.tables import triggers
 from storage.tables import webhook_groups
 
-OPEN_STATUSES = ("pending", "retrying")
-BLOCKING_STATUSES = ("pending", "retrying", "in_flight")
 
 
 def _insert(conn, table):
@@ -185,8 +187,8 @@ def delete_group(conn, group_id, organization_ids, now):
     ).values(deleted_at=now, updated_at=now))
     if result.rowcount:
         conn.execute(sa.update(deliveries).where(
-            deliveries.c.group_id == group_id, deliveries.c.status.in_(OPEN_STATUSES),
-        ).values(status="cancelled", updated_at=now))
+            deliveries.c.group_id == group_id, deliveries.c.status.in_(lifecycle.OPEN),
+        ).values(status=Status.CANCELLED, updated_at=now))
     return result.rowcount > 0
 
 
@@ -275,7 +277,7 @@ def _not_blocked(d):
     e = deliveries.alias("earlier")
     return ~sa.exists().where(
         e.c.ordering_key == d.c.ordering_key,
-        e.c.status.in_(BLOCKING_STATUSES),
+        e.c.status.in_(lifecycle.BLOCKING),
         sa.or_(e.c.sequence < d.c.sequence,
                sa.and_(e.c.sequence == d.c.sequence, e.c.trigger_pk < d.c.trigger_pk)),
     )
@@ -300,14 +302,14 @@ def claim(conn, ids, now, lease_seconds):
         return []
     candidates = _locking(conn, sa.select(deliveries.c.id).where(
         deliveries.c.id.in_(ids),
-        deliveries.c.status.in_(OPEN_STATUSES),
+        deliveries.c.status.in_(lifecycle.OPEN),
         deliveries.c.next_attempt_at <= now,
         _not_blocked(deliveries),
         _hook_open(deliveries, now),
     ))
     claimed = conn.execute(
         sa.update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()))
-        .values(status="in_flight", attempts=deliveries.c.attempts + 1,
+        .values(status=Status.IN_FLIGHT, attempts=deliveries.c.attempts + 1,
                 lease_until=now + datetime.timedelta(seconds=lease_seconds), updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
@@ -319,7 +321,7 @@ def claim(conn, ids, now, lease_seconds):
 def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
     """Claim up to ``limit`` due, unblocked deliveries of one lane for one attempt each.
 
-    ``status`` is the lane: "pending" (first attempts of a series) or "retrying", so that a
+    ``status`` is the lane (lifecycle.LANES): first attempts of a series, or retries, so that a
     storm of retries never takes the room first attempts need. Rows another worker holds
     are skipped (SKIP LOCKED), and so are the ``skip_endpoints`` this worker cannot send to
     now (their host is at its connection cap): their lease would run out while they wait.
@@ -333,7 +335,7 @@ def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
         due = _locking(conn, sa.select(deliveries.c.id).where(*where)
                        .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("c_limit", type_=sa.Integer)))
         return (sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
-                .values(status="in_flight", attempts=deliveries.c.attempts + 1,
+                .values(status=Status.IN_FLIGHT, attempts=deliveries.c.attempts + 1,
                         lease_until=sa.bindparam("c_lease_until", type_=sa.DateTime),
                         updated_at=sa.bindparam("c_updated_at", type_=sa.DateTime))
                 .returning(deliveries.c.id))
@@ -423,7 +425,7 @@ def _insert_attempts(conn, rows):
 
 
 def _still_in_flight(d, number):
-    return sa.and_(d.c.status == "in_flight", d.c.attempts == number)
+    return sa.and_(d.c.status == Status.IN_FLIGHT, d.c.attempts == number)
 
 
 def _record_deliveries_pg(conn, outcomes):
@@ -444,7 +446,7 @@ def _record_deliveries_pg(conn, outcomes):
                 .returning(deliveries.c.id, deliveries.c.status))
     done = conn.execute(_built("record", build),
                         _arrays("r", kinds, [{name: o.get(name) for name in kinds} for o in outcomes])).all()
-    return sorted(row.id for row in done if row.status == "dead")
+    return sorted(row.id for row in done if row.status == Status.DEAD)
 
 
 def _record_deliveries(conn, outcomes):
@@ -464,13 +466,13 @@ def _record_deliveries(conn, outcomes):
         "b_payload": o.get("payload"), "b_code": o["last_status_code"], "b_error": o["last_error"],
         "b_delivered_at": o.get("delivered_at"), "b_now": o["now"],
     } for o in outcomes]
-    living = [p for p in params if p["b_status"] != "dead"]
+    living = [p for p in params if p["b_status"] != Status.DEAD]
     if living:
         conn.execute(stmt, living)
     # dead is rare: one statement each, so the caller learns which really went dead now
     buried = []
     for p in params:
-        if p["b_status"] == "dead":
+        if p["b_status"] == Status.DEAD:
             buried.extend(conn.execute(stmt.returning(deliveries.c.id), p).scalars())
     return buried
 
@@ -586,7 +588,7 @@ def give_back(conn, rows, now):
     if not rows:
         return
     conn.execute(_built("give_back", lambda: sa.update(deliveries).where(
-        deliveries.c.id == sa.bindparam("g_id"), deliveries.c.status == "in_flight",
+        deliveries.c.id == sa.bindparam("g_id"), deliveries.c.status == Status.IN_FLIGHT,
         deliveries.c.attempts == sa.bindparam("g_number")).values(
         status=sa.bindparam("g_status"), attempts=deliveries.c.attempts - 1, lease_until=None,
         next_attempt_at=sa.bindparam("g_at"), updated_at=sa.bindparam("g_now", type_=sa.DateTime))),
@@ -610,14 +612,14 @@ def pause_endpoints(conn, pauses, now):
         conn.execute(sa.update(hooks).where(hooks.c.id.in_(ids)).values(paused_until=until))
         conn.execute(sa.update(deliveries).where(
             deliveries.c.group_id == group_id, deliveries.c.endpoint == endpoint,
-            deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at < until)
+            deliveries.c.status.in_(lifecycle.OPEN), deliveries.c.next_attempt_at < until)
             .values(next_attempt_at=until, updated_at=now))
 
 
 def cancel(conn, ids, now):
     if ids:
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(
-            status="cancelled", lease_until=None, updated_at=now))
+            status=Status.CANCELLED, lease_until=None, updated_at=now))
 
 
 def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried=None):
@@ -632,7 +634,7 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
     # (SKIP LOCKED): its record will find them still in_flight and settle them itself
     lost = conn.execute(_locking(conn, sa.select(
         deliveries.c.id, deliveries.c.attempts, deliveries.c.attempt_base).where(
-        deliveries.c.status == "in_flight", expired)
+        deliveries.c.status == Status.IN_FLIGHT, expired)
         .order_by(deliveries.c.lease_until, deliveries.c.id).limit(limit))).all()
     if not lost:
         return 0
@@ -643,21 +645,23 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
          for row in lost],
     )
     # max_attempts counts within the current series (see deliveries.attempt_base)
-    spent = {r.id: r.attempts - r.attempt_base for r in lost}
-    for status, chosen in (("dead", [i for i, n in spent.items() if n >= max_attempts]),
-                           ("retrying", [i for i, n in spent.items() if n < max_attempts])):
+    decided = {}
+    for row in lost:
+        status = lifecycle.decide(Move.LOSE_LEASE, spent=row.attempts - row.attempt_base, max_attempts=max_attempts)
+        decided.setdefault(status, []).append(row.id)
+    for status, chosen in sorted(decided.items()):
         if chosen:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(chosen)).values(
                 status=status, lease_until=None, next_attempt_at=now,
                 last_error="worker_lost", updated_at=now))
-            if status == "dead" and buried is not None:
+            if status is Status.DEAD and buried is not None:
                 buried.extend(chosen)
     return len(lost)
 
 
 def due_backlog(conn, now):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-        deliveries.c.status.in_(OPEN_STATUSES), deliveries.c.next_attempt_at <= now,
+        deliveries.c.status.in_(lifecycle.OPEN), deliveries.c.next_attempt_at <= now,
         _hook_open(deliveries, now))).scalar_one()
 
 
@@ -686,8 +690,6 @@ def attempts_of(conn, delivery_id):
 # health and retention. Organization scoping is a filter here (``organization_ids``); None
 # means every organization, for the operator's CLI.
 
-#: what a redelivery takes: a skipped delivery (its hook was disabled) is sent like a dead one
-REPLAYABLE_STATUSES = ("dead", "delivered", "skipped")
 #: types after which an entity no longer exists: initialization does not re-send it
 GONE_TYPES = ("event_removed", "order_removed")
 
@@ -765,7 +767,7 @@ def restart_series(conn, ids, now, statuses):
     return conn.execute(
         sa.update(deliveries)
         .where(deliveries.c.id.in_(ids), deliveries.c.status.in_(statuses))
-        .values(status="pending", attempt_base=deliveries.c.attempts, next_attempt_at=now,
+        .values(status=Status.PENDING, attempt_base=deliveries.c.attempts, next_attempt_at=now,
                 delivered_at=None, skipped_reason=None, lease_until=None, updated_at=now)
         .returning(deliveries.c.id)
     ).scalars().all()
@@ -776,11 +778,11 @@ def replay_dead(conn, now, limit, **filters):
     (by sequence) first; returns their ids in that order."""
     chosen = conn.execute(
         sa.select(deliveries.c.id)
-        .where(*_delivery_filters(status="dead", live_groups=True, **filters))
+        .where(*_delivery_filters(status=Status.DEAD, live_groups=True, **filters))
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
         .limit(limit)
     ).scalars().all()
-    restarted = set(restart_series(conn, chosen, now, ("dead",)))
+    restarted = set(restart_series(conn, chosen, now, lifecycle.sources(Move.REPLAY)))
     return [i for i in chosen if i in restarted]
 
 
@@ -837,10 +839,10 @@ def enable_hook(conn, hook_id, now):
     if not enabled:
         return None
     conn.execute(sa.update(deliveries).where(
-        deliveries.c.hook_id == hook_id, deliveries.c.status == "retrying", deliveries.c.next_attempt_at > now,
+        deliveries.c.hook_id == hook_id, deliveries.c.status == Status.RETRYING, deliveries.c.next_attempt_at > now,
     ).values(next_attempt_at=now, updated_at=now))
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(OPEN_STATUSES))).scalar_one()
+        deliveries.c.hook_id == hook_id, deliveries.c.status.in_(lifecycle.OPEN))).scalar_one()
 
 
 def hook_details(conn, hook_ids):
@@ -863,7 +865,7 @@ def exhausted_details(conn, delivery_ids):
                   deliveries.c.last_status_code, deliveries.c.last_error, triggers.c.trigger_id,
                   hooks.c.position.label("hook_position"), hooks.c.removed_at.label("hook_removed_at"))
         .select_from(deliveries.join(triggers).join(hooks))
-        .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "dead")
+        .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == Status.DEAD)
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk)
     ).all()
 
@@ -888,7 +890,7 @@ def take_notifications(conn, now, lease_seconds, limit):
     ahead, so a sender that dies leaves them to a later sweep); returns them with the group's
     notify_url, signing secret and deletion time."""
     due = _locking(conn, sa.select(notifications.c.id).where(
-        notifications.c.status == "pending", notifications.c.next_attempt_at <= now,
+        notifications.c.status == NotificationStatus.PENDING, notifications.c.next_attempt_at <= now,
     ).order_by(notifications.c.next_attempt_at).limit(limit))
     ids = conn.execute(
         sa.update(notifications).where(notifications.c.id.in_(due.scalar_subquery()))
@@ -909,10 +911,10 @@ def record_notification(conn, notification_id, attempt, status, next_attempt_at,
     """The outcome of one notification attempt (changes nothing if a later claim took it over)."""
     conn.execute(sa.update(notifications).where(
         notifications.c.id == notification_id, notifications.c.attempts == attempt,
-        notifications.c.status == "pending",
+        notifications.c.status == NotificationStatus.PENDING,
     ).values(status=status, next_attempt_at=next_attempt_at, last_status_code=status_code,
              last_error=error[:1000] if error else None, updated_at=now,
-             sent_at=now if status == "sent" else None))
+             sent_at=now if status == NotificationStatus.SENT else None))
 
 
 def notifications_of(conn, group_id):
@@ -976,7 +978,7 @@ def hooks_for_types(conn, organization_ids, hook_types, group_id=None):
 def init_schedule_end(conn, organization_ids):
     """The latest time an open initialization delivery of these organizations is due, or None."""
     stmt = sa.select(sa.func.max(deliveries.c.next_attempt_at)).where(
-        deliveries.c.source == "init", deliveries.c.status == "pending")
+        deliveries.c.source == "init", deliveries.c.status == Status.PENDING)
     if organization_ids is not None:
         stmt = stmt.where(deliveries.c.organization_id.in_(organization_ids))
     return conn.execute(stmt).scalar()
@@ -1010,7 +1012,7 @@ def _bulk_insert(conn, table, rows):
 def purge_delivered(conn, cutoff, limit):
     """Delete up to ``limit`` deliveries delivered before ``cutoff`` and their attempts; returns how many."""
     ids = conn.execute(_locking(conn, sa.select(deliveries.c.id).where(
-        deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff).limit(limit))).scalars().all()
+        deliveries.c.status == Status.DELIVERED, deliveries.c.delivered_at < cutoff).limit(limit))).scalars().all()
     if ids:
         conn.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(ids)))
         conn.execute(sa.delete(deliveries).where(deliveries.c.id.in_(ids)))
@@ -1040,4 +1042,4 @@ def purge_triggers(conn, cutoff, limit, keep_latest=True):
 
 def count_purgeable(conn, cutoff):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-        deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff)).scalar_one()
+        deliveries.c.status == Status.DELIVERED, deliveries.c.delivered_at < cutoff)).scalar_one()

@@ -6,6 +6,9 @@ is the one clock.
 
 import sqlalchemy as sa
 
+from storage.lifecycle import NotificationStatus
+from storage.lifecycle import Status
+
 metadata = sa.MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -14,6 +17,10 @@ metadata = sa.MetaData(naming_convention={
 })
 
 JSONText = sa.Text  # JSON is kept as text: byte-exact payloads, same on SQLite and PostgreSQL
+
+
+def _one_of(statuses):
+    return "status IN (" + ", ".join(f"'{status.value}'" for status in statuses) + ")"
 
 organizations = sa.Table(
     "organizations", metadata,
@@ -145,7 +152,7 @@ triggers = sa.Table(
     sa.Index("ix_triggers_org_kind_entity", "organization_id", "entity_kind", "entity_id"),
 )
 
-# status: pending -> in_flight -> delivered | retrying | dead | cancelled; or skipped
+# status: storage.lifecycle.Status, and the moves between them are there too.
 # A trigger matching a disabled hook makes a ``skipped`` row (terminal, never sent unless
 # redelivered; ``skipped_reason`` says why). A pending or retrying row whose hook was disabled
 # later waits: no worker claims it until the hook is enabled again.
@@ -183,6 +190,8 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_ordering", "ordering_key", "status", "sequence"),
     # dead letters and retention: one organization's rows of one status, by time
     sa.Index("ix_deliveries_org_status_created", "organization_id", "status", "created_at"),
+    # the lifecycle's statuses and nothing else (migration 0008; triggers on SQLite)
+    sa.CheckConstraint(_one_of(Status), name="ck_deliveries_status"),
     # the dashboard (storage/dashboard.py): newest first per organization, per group (its
     # timeline too), per entity; a hook's open deliveries (enable); initialization progress
     sa.Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
@@ -223,7 +232,7 @@ dashboard_sessions = sa.Table(
 
 # The outbox of operational events (workers.notifications): written in the transaction that
 # changed the state, sent to the group's notify_url by the scheduler.
-# status: pending -> sent | failed (attempts used up) | cancelled (group deleted, no notify_url)
+# status: storage.lifecycle.NotificationStatus
 notifications = sa.Table(
     "notifications", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
@@ -239,6 +248,7 @@ notifications = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("sent_at", sa.DateTime),
     sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+    sa.CheckConstraint(_one_of(NotificationStatus), name="ck_notifications_status"),
 )
 
 # Triggers waiting for fan-out in embedded mode (no broker): ``emit()`` from any process on

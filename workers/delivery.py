@@ -15,8 +15,11 @@ import sqlalchemy.exc
 import tenacity
 
 from doo_webhooks import __version__
+from storage import lifecycle
 from storage import queries
 from storage.db import utcnow
+from storage.lifecycle import Move
+from storage.lifecycle import Status
 from workers import http
 from workers import notifications
 from workers import payloads
@@ -164,16 +167,15 @@ def _concluded(ctx, row, outcome, response_headers, started):
     outcome["health"] = success if rules.counts_for_health(success, outcome["last_error"]) else None
     # the retry schedule and max_attempts count within the current series (a redelivery starts one)
     in_series = row.attempts - row.attempt_base
-    delay = None if success else rules.failure_delay(in_series, outcome["last_status_code"],
-                                                      response_headers, settings, now)
-    status, delay = rules.next_state(attempt=in_series, success=success,
-                                     max_attempts=settings.max_attempts, delay=delay)
+    status = lifecycle.decide(Move.ATTEMPT, success=success, spent=in_series, max_attempts=settings.max_attempts)
+    delay = rules.failure_delay(in_series, outcome["last_status_code"], response_headers, settings, now) \
+        if status is Status.RETRYING else None
     pause = None if success else rules.pause_seconds(outcome["last_status_code"], response_headers, now)
     outcome["paused_until"] = now + datetime.timedelta(seconds=pause) if pause else None
     outcome.update(
         status=status, now=now, duration_ms=int((time.monotonic() - started) * 1000),
         next_attempt_at=now + datetime.timedelta(seconds=delay) if delay is not None else now,
-        delivered_at=now if status == "delivered" else None,
+        delivered_at=now if status is Status.DELIVERED else None,
     )
     _log_attempt(row, outcome, delay)
     return outcome
@@ -184,11 +186,11 @@ def _log_attempt(row, outcome, delay):
     send at thousands a second); failures are worth a line, a dead letter or a disabled hook a
     warning."""
     status = outcome["status"]
-    if status == "delivered":
+    if status is Status.DELIVERED:
         level, what = logging.DEBUG, "delivered"
     elif outcome["disable_reason"]:
         level, what = logging.WARNING, f"{outcome['disable_reason']}: hook disabled, the delivery waits for it"
-    elif status == "dead":
+    elif status is Status.DEAD:
         level, what = logging.WARNING, "dead after its last attempt (a dead letter now)"
     else:
         level, what = logging.INFO, f"failed, retrying in {delay:.0f}s"

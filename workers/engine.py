@@ -7,6 +7,7 @@ import threading
 
 import redis
 
+from storage.lifecycle import Status
 from workers import intake
 from workers.sender import Sender
 
@@ -33,7 +34,7 @@ class Engine:
         return cls(ctx, intake.StreamConsumer(streams, ctx.engine), stream_url=ctx.settings.broker_url)
 
     def _fanned_out(self, rows):
-        if any(row["status"] == "pending" for row in rows):
+        if any(row["status"] == Status.PENDING for row in rows):
             self.sender.nudge()
 
     def start(self):

@@ -13,6 +13,7 @@ import json
 import logging
 
 from storage import queries
+from storage.lifecycle import Status
 from workers import matching
 from workers import rules
 
@@ -70,7 +71,7 @@ def fan_out_many(conn, records, now):
             continue
         for hook in matched:
             state = {} if hook.disabled_at is None else {
-                "status": "skipped", "skipped_reason": rules.skipped_reason(hook.disabled_reason)}
+                "status": Status.SKIPPED, "skipped_reason": rules.skipped_reason(hook.disabled_reason)}
             rows.append(matching.delivery_row(hook, trigger_pk, record["organization_id"], record["entity_kind"],
                                               record["entity_id"], occurred_at, now, **state))
     queries.add_deliveries(conn, rows)
@@ -81,4 +82,4 @@ def fan_out(engine, record, now):
     """One trigger in a transaction of its own; returns the ids of its deliveries to send."""
     with engine.begin() as conn:
         rows = fan_out_many(conn, [record], now)
-    return [row["id"] for row in rows if row["status"] == "pending"]
+    return [row["id"] for row in rows if row["status"] == Status.PENDING]

@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import json
 import uuid
+from storage.lifecycle import Status
 
 EPOCH = datetime.datetime(1970, 1, 1)
 
@@ -40,7 +41,7 @@ def delivery_row(hook, trigger_pk, organization_id, entity_kind, entity_id, occu
         "organization_id": organization_id, "type": hook.type, "endpoint": hook.endpoint,
         "entity_kind": entity_kind, "entity_id": entity_id,
         "ordering_key": ordering_key(hook.group_id, hook.endpoint, entity_kind, entity_id),
-        "sequence": sequence_of(occurred_at), "status": "pending", "attempts": 0, "attempt_base": 0,
+        "sequence": sequence_of(occurred_at), "status": Status.PENDING, "attempts": 0, "attempt_base": 0,
         "source": "trigger", "next_attempt_at": now, "lease_until": None,
         "skipped_reason": None, "created_at": now, "updated_at": now, **fields,
     }

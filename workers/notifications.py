@@ -15,6 +15,7 @@ import uuid
 
 from storage import queries
 from storage.db import utcnow
+from storage.lifecycle import NotificationStatus
 from workers import http
 from workers import rules
 from workers import signing
@@ -36,7 +37,7 @@ def _stamp(value):
 def _row(event_type, group_id, data, now):
     body = {"type": event_type, "timestamp": _stamp(now), "data": {"group_id": group_id, **data}}
     return {"id": str(uuid.uuid4()), "group_id": group_id, "type": event_type,
-            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False), "status": "pending",
+            "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False), "status": NotificationStatus.PENDING,
             "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}
 
 
@@ -106,7 +107,7 @@ def send_due(ctx, limit=SEND_LIMIT):
 def _attempt(ctx, row):
     """(status, wait, status code, error) of one attempt; never raises."""
     if row.group_deleted_at is not None or not row.notify_url or not row.signing_secret_enc:
-        return "cancelled", None, None, "the group was deleted or no longer has a notify_url"
+        return NotificationStatus.CANCELLED, None, None, "the group was deleted or no longer has a notify_url"
     try:
         body = row.body.encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": http.USER_AGENT,

@@ -8,7 +8,10 @@ the workers' next claim takes; the caller may nudge their send loops after the c
 import datetime
 import re
 
+from storage import lifecycle
 from storage import queries
+from storage.lifecycle import Move
+from storage.lifecycle import Status
 
 #: most dead letters one replay call restarts (as Svix's recover): a bigger backlog takes more calls
 REPLAY_LIMIT = 10_000
@@ -30,17 +33,17 @@ def redeliver(conn, row, now):
     """
     if row.group_deleted_at is not None:
         raise Refused(f"delivery {row.id} belongs to a deleted webhook group")
-    if row.status not in queries.REPLAYABLE_STATUSES:
+    if row.status not in lifecycle.sources(Move.REDELIVER):
         raise Refused(f"delivery {row.id} is {row.status}; "
                       "only a dead, delivered or skipped delivery can be redelivered")
-    if not queries.restart_series(conn, [row.id], now, queries.REPLAYABLE_STATUSES):
+    if not queries.restart_series(conn, [row.id], now, lifecycle.sources(Move.REDELIVER)):
         raise Refused(f"delivery {row.id} changed meanwhile; look at it again")
 
 
 def replay(conn, now, limit=REPLAY_LIMIT, **filters):
     """Restart up to ``limit`` dead letters matching ``filters``; returns (ids, dead letters left)."""
     ids = queries.replay_dead(conn, now, min(limit, REPLAY_LIMIT), **filters)
-    return ids, queries.count_deliveries(conn, status="dead", live_groups=True, **filters)
+    return ids, queries.count_deliveries(conn, status=Status.DEAD, live_groups=True, **filters)
 
 
 def parse_age(text):

@@ -1,13 +1,15 @@
 """The delivery rules, as plain functions: what an answer means and when to try again.
 
 doo: only HTTP 200 means done, anything else is retried, and after 10 failed attempts the
-webhook is dead (a dead letter). Delays follow ``retry_schedule`` with jitter; a receiver's
+webhook is dead (a dead letter: storage.lifecycle decides the status). Delays follow ``retry_schedule`` with jitter; a receiver's
 ``Retry-After`` on 429/503 can only lengthen the wait, never beyond a day.
 """
 
 import datetime
 import email.utils
 import random
+
+from storage.lifecycle import NotificationStatus
 
 RETRY_AFTER_STATUSES = (429, 503)
 MAX_RETRY_AFTER = 24 * 3600
@@ -46,15 +48,6 @@ def parse_retry_after(value, now):
     if when.tzinfo is not None:
         when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return float(min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER))
-
-
-def next_state(*, attempt, success, max_attempts, delay):
-    """The delivery's status after attempt number ``attempt`` and, when retrying, the wait."""
-    if success:
-        return "delivered", None
-    if attempt >= max_attempts:
-        return "dead", None
-    return "retrying", delay
 
 
 def disable_reason(status_code):
@@ -133,7 +126,7 @@ NOTIFY_MAX_ATTEMPTS = len(NOTIFY_BACKOFF) + 1
 def notification_next(attempt, success):
     """(status, seconds to wait) after notification attempt number ``attempt``."""
     if success:
-        return "sent", None
+        return NotificationStatus.SENT, None
     if attempt >= NOTIFY_MAX_ATTEMPTS:
-        return "failed", None
-    return "pending", NOTIFY_BACKOFF[attempt - 1]
+        return NotificationStatus.FAILED, None
+    return NotificationStatus.PENDING, NOTIFY_BACKOFF[attempt - 1]

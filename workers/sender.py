@@ -33,8 +33,10 @@ import logging
 import time
 
 from doo_webhooks import metrics
+from storage import lifecycle
 from storage import queries
 from storage.db import utcnow
+from storage.lifecycle import Status
 from workers import delivery
 from workers import rate_limit
 from workers.transport import Transport
@@ -42,7 +44,6 @@ from workers.transport import host_port
 
 log = logging.getLogger(__name__)
 
-LANES = ("pending", "retrying")
 SUMMARY_SECONDS = 10
 MAX_THROTTLE_WAIT = 10.0  # seconds a claimed row may wait for its rate limit (and less than a third of its lease)
 
@@ -69,9 +70,9 @@ class Sender:
         settings = ctx.settings
         self.ctx = ctx
         capacity = capacity or settings.send_concurrency
-        self.room = {"pending": capacity, "retrying": max(1, capacity // 4)}
-        self.used = {lane: 0 for lane in LANES}  # claimed and not yet recorded
-        self.held = {lane: collections.Counter() for lane in LANES}  # the same, by receiver host
+        self.room = {Status.PENDING: capacity, Status.RETRYING: max(1, capacity // 4)}
+        self.used = {lane: 0 for lane in lifecycle.LANES}  # claimed and not yet recorded
+        self.held = {lane: collections.Counter() for lane in lifecycle.LANES}  # the same, by receiver host
         self.claim_batch = claim_batch or settings.batch_size
         # hosts at their cap count for at most half of a lane's room (see _room), so the
         # sockets may number up to twice the rooms: that is the hard limit
@@ -169,7 +170,7 @@ class Sender:
         # an endpoint whose rate limit already has this worker's turns for a while: claiming
         # more of it would only give them back
         skip.update(gate.endpoint for gate in self.gates.values() if gate.full(self.throttle_wait))
-        for lane in LANES:
+        for lane in lifecycle.LANES:
             room = self._room(lane, busy)
             if room <= 0:
                 continue
@@ -299,7 +300,7 @@ class Sender:
                     self.ctx.observe(outcome)
                 for lane, row in cancelled:
                     self._release(lane, row.endpoint)
-                    self.counts["cancelled"] += 1
+                    self.counts[Status.CANCELLED] += 1
                 for lane, row, _ in given_back:
                     self._release(lane, row.endpoint)
                     self.counts["given back (rate limit or pause)"] += 1

@@ -33,13 +33,14 @@ from schemas.webhook_config import LinkSchema
 from schemas.webhook_config import SelfLinksSchema
 from storage import queries
 from storage.db import utcnow
+from storage.lifecycle import Status
 from workers import notifications
 from workers import operations
 
 log = logging.getLogger(__name__)
 blp = ApiBlueprint("deliveries", __name__, description="Deliveries, attempts, redelivery and dead letters.")
 
-STATUSES = ("pending", "in_flight", "retrying", "delivered", "dead", "cancelled", "skipped")
+STATUSES = tuple(status.value for status in Status)
 
 
 # --- request shapes ----------------------------------------------------------------------
@@ -309,7 +310,7 @@ def list_dead_letters(args, team_id):
         if args.get("group_id"):
             _group_of(conn, membership.organization_id, args["group_id"])
         total, rows = queries.list_deliveries(
-            conn, size, (page - 1) * size, organization_ids=[membership.organization_id], status="dead",
+            conn, size, (page - 1) * size, organization_ids=[membership.organization_id], status=Status.DEAD,
             group_id=args.get("group_id"), live_groups=True, **_filters(args))
     return _page(rows, total, page, size)
 

@@ -7,10 +7,12 @@ Content-Security-Policy (style-src 'self') lets it through.
 import datetime
 from html import escape
 
+from storage.lifecycle import Status
+
 SERIES = (("delivered", "#2e7d32"), ("failed", "#ef6c00"), ("dead", "#c62828"))
 #: how a delivery's status counts on the timeline; pending, in-flight, skipped and cancelled
 #: rows are left out of the bars (the table under the chart lists them)
-COUNTED = {"delivered": "delivered", "retrying": "failed", "dead": "dead"}
+COUNTED = {Status.DELIVERED: "delivered", Status.RETRYING: "failed", Status.DEAD: "dead"}
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 960, 260, 48, 28, 12
 
 

@@ -45,8 +45,11 @@ from schemas.types import RESOURCES
 from schemas.types import TYPES
 from schemas.webhook_config import HookType
 from storage import dashboard as store
+from storage import lifecycle
 from storage import queries
 from storage.db import utcnow
+from storage.lifecycle import Move
+from storage.lifecycle import Status
 from workers import operations
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
@@ -319,7 +322,7 @@ def delivery(delivery_id):
     item = views.detail(row, attempt_rows, headers, {"self": request.path})
     payload = None if item["payload"] is None else json.dumps(item["payload"], indent=2, ensure_ascii=False)
     return render_template("delivery.html", d=item, row=row, payload=payload,
-                           redeliverable=row.status in queries.REPLAYABLE_STATUSES and row.group_deleted_at is None,
+                           redeliverable=row.status in lifecycle.sources(Move.REDELIVER) and row.group_deleted_at is None,
                            redelivered=request.args.get("redelivered"))
 
 
@@ -337,7 +340,7 @@ def redeliver(delivery_id):
 def dead_letters():
     raw, args = _listing_args({k: v for k, v in request.args.items() if k != "status"})
     with services().engine.begin() as conn:
-        items, links, _ = _page(conn, raw, args, g.caller.organization_ids(), status="dead", live_groups=True)
+        items, links, _ = _page(conn, raw, args, g.caller.organization_ids(), status=Status.DEAD, live_groups=True)
         group_names = _groups_by_id(conn)
     result = {k: request.args.get(k) for k in ("replayed", "remaining", "refused") if request.args.get(k)}
     return render_template("dead_letters.html", items=items, links=links, filters=raw, types=sorted(TYPES),
@@ -437,10 +440,10 @@ def _progress(rows):
         entry = by_org.setdefault(row.organization_id, {"total": 0, "done": 0, "open": 0, "dead": 0,
                                                         "last_due_at": None})
         entry["total"] += row.n
-        if row.status in ("delivered", "skipped", "cancelled"):
-            entry["done"] += row.n
-        elif row.status == "dead":
+        if row.status == Status.DEAD:
             entry["dead"] += row.n
+        elif row.status in lifecycle.FINAL:
+            entry["done"] += row.n
         else:
             entry["open"] += row.n
             if row.last_due_at and (entry["last_due_at"] is None or row.last_due_at > entry["last_due_at"]):

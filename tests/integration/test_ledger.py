@@ -22,6 +22,7 @@ from storage.db import utcnow
 from storage.tables import attempts
 from storage.tables import deliveries
 from storage.tables import hooks
+from storage.tables import notifications
 from workers.dispatch import dispatch_due
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)
@@ -633,3 +634,19 @@ def test_claim_due_skips_rows_a_claim_by_ids_holds(pg_ledger):
         by_ids.close()
         send_loop.close()
     assert {(pg_ledger.row(i).status, pg_ledger.row(i).attempts) for i in ids} == {("in_flight", 1)}
+
+
+@pytest.mark.parametrize("table", ["deliveries", "notifications"])
+def test_a_status_outside_the_lifecycle_is_refused_by_the_database(ledger, table):
+    """The CHECK constraint of migration 0008 (triggers on SQLite): a typo in a status is an
+    error where it is written, not a row no query ever finds again."""
+    delivery_id = ledger.delivery()
+    with pytest.raises(sa.exc.IntegrityError):
+        with ledger.engine.begin() as conn:
+            if table == "deliveries":
+                conn.execute(sa.update(deliveries).where(deliveries.c.id == delivery_id).values(status="deliverd"))
+            else:
+                conn.execute(sa.insert(notifications).values(
+                    id="n1", group_id=ledger.group_id, type="hook.disabled", body="{}", status="sending",
+                    attempts=0, next_attempt_at=T0, created_at=T0, updated_at=T0))
+    assert ledger.row(delivery_id).status == "pending"

@@ -101,4 +101,5 @@ def test_the_redis_limiter_shares_one_limit_between_clients():
     most = elapsed / rate_limit.interval(rate) + 1
     assert sum(counts) <= most
     assert sum(counts) >= 0.8 * seconds_ / rate_limit.interval(rate)
-    assert all(counts), counts  # each client got turns: nobody is starved by the others
+    # (no promise of fairness between clients: a worker whose rows wait too long gives them
+    # back to the ledger, and whoever claims them next sends them)

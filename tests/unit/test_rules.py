@@ -194,33 +194,6 @@ def test_failure_delay_follows_the_schedule():
     assert [rules.failure_delay(n, 500, {}, settings(), NOW) for n in (1, 2, 3, 4, 9)] == [10, 60, 300, 300, 300]
 
 
-# --- next_state ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("attempt", [1, 5, 9, 10])
-def test_success_is_delivered(attempt):
-    assert rules.next_state(attempt=attempt, success=True, max_attempts=10, delay=30.0) == ("delivered", None)
-
-
-@pytest.mark.parametrize("attempt", [1, 2, 9])
-def test_failure_before_the_last_attempt_retries(attempt):
-    assert rules.next_state(attempt=attempt, success=False, max_attempts=10, delay=30.0) == ("retrying", 30.0)
-
-
-@pytest.mark.parametrize("attempt", [10, 11])
-def test_failure_of_the_last_attempt_is_dead(attempt):
-    assert rules.next_state(attempt=attempt, success=False, max_attempts=10, delay=30.0) == ("dead", None)
-
-
-def test_one_attempt_only():
-    assert rules.next_state(attempt=1, success=False, max_attempts=1, delay=5.0) == ("dead", None)
-    assert rules.next_state(attempt=1, success=True, max_attempts=1, delay=5.0) == ("delivered", None)
-
-
-def test_ten_failures_make_a_dead_letter():
-    states = [rules.next_state(attempt=n, success=False, max_attempts=10, delay=1.0)[0] for n in range(1, 11)]
-    assert states == ["retrying"] * 9 + ["dead"]
-
-
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_on_429_and_503_pauses_the_endpoint(status):
     assert rules.pause_seconds(status, {"retry-after": "30"}, NOW) == 30.0
