@@ -83,3 +83,13 @@ def pg_database_url(pg_url):
 @pytest.fixture
 def settings(tmp_path, database_url):
     return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def server(httpserver_ipv4):
+    """A pytest-httpserver on 127.0.0.1 (the network every test's settings allow), emptied before each test.
+
+    One server serves the whole run (pytest-httpserver's session fixture), because stopping one
+    takes werkzeug half a second; a test only adds expectations and reads ``server.log``.
+    """
+    return httpserver_ipv4

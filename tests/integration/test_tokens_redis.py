@@ -3,7 +3,6 @@ import threading
 
 import pytest
 import redis
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from doo_webhooks.settings import from_env
@@ -27,21 +26,6 @@ def redis_client():
     yield client
     client.flushdb()
     client.close()
-
-
-@pytest.fixture(scope="module")
-def module_server():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def server(module_server):
-    module_server.clear()
-    yield module_server
-    module_server.clear()
 
 
 class SpyRedisCache(tokens.RedisTokenCache):

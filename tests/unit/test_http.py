@@ -5,7 +5,6 @@ import time
 
 import pytest
 from hypothesis import given, strategies as st
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from doo_webhooks.settings import from_env
@@ -32,22 +31,6 @@ def connects(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     return seen
-
-
-@pytest.fixture(scope="module")
-def module_server():
-    # One server per module: stopping one takes werkzeug half a second.
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def server(module_server):
-    module_server.clear()
-    yield module_server
-    module_server.clear()
 
 
 @pytest.fixture

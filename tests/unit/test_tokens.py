@@ -5,7 +5,6 @@ import time
 import urllib.parse
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from doo_webhooks.settings import from_env
@@ -21,22 +20,6 @@ def make_settings(allowed="127.0.0.0/8", **extra):
            "DOO_WEBHOOKS_CONNECT_TIMEOUT": "2", "DOO_WEBHOOKS_READ_TIMEOUT": "5"}
     env.update({"DOO_WEBHOOKS_" + name: value for name, value in extra.items()})
     return from_env(env)
-
-
-@pytest.fixture(scope="module")
-def module_server():
-    # One server per module: stopping one takes werkzeug half a second.
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def server(module_server):
-    module_server.clear()
-    yield module_server
-    module_server.clear()
 
 
 def make_auth(server, client_id="client-1", **extra):
