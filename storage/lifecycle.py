@@ -1,4 +1,4 @@
-"""The delivery lifecycle: the statuses a delivery takes, the moves between them, and the one
+"""The delivery lifecycle: the statuses a delivery takes, the moves between them, the one
 ``decide()`` that every path (attempt, lease expiry, give-back, redeliver, replay, cancel,
 skip) asks for the status a move leads to.
 
@@ -15,8 +15,10 @@ A lost lease (the worker died) counts as a failed attempt. Nothing leaves ``deli
 ``dead``, ``skipped`` or ``cancelled`` but a redelivery or replay. The status column has a
 CHECK constraint (migration 0008) holding exactly ``Status``.
 
-The statuses live in the storage layer because the ledger's SQL filters on them; the domain
-(workers/) and the faces import them from here, so the strings are written nowhere else.
+Also here: how an attempt can fail (``ErrorKind``; workers.classification decides which) and
+the statuses of the notification outbox. They live in the storage layer because the ledger
+stores and filters on them; the domain (workers/) and the faces import them from here, so
+the strings are written nowhere else.
 """
 
 import enum
@@ -104,6 +106,22 @@ class NotificationStatus(str, enum.Enum):
     SENT = "sent"  # the notify_url answered 2xx
     FAILED = "failed"  # every attempt failed; dropped
     CANCELLED = "cancelled"  # the group was deleted or no longer has a notify_url
+
+    def __str__(self):
+        return self.value
+
+
+class ErrorKind(str, enum.Enum):
+    """Why an attempt failed: the value stored in ``attempts.error_kind``."""
+
+    HTTP_STATUS = "http_status"  # the receiver answered, not with a success status
+    TIMEOUT = "timeout"  # no connection or no answer in time
+    CONNECTION = "connection"  # refused, reset, closed, unresolvable
+    SSRF_BLOCKED = "ssrf_blocked"  # the host resolved to an address we may not reach
+    TOKEN_ERROR = "token_error"  # the receiver's token endpoint gave no usable token
+    ORIGIN_ERROR = "origin_error"  # the GraphQL origin could not produce the payload
+    INTERNAL_ERROR = "internal_error"  # a bug of ours: it costs an attempt, not the batch
+    WORKER_LOST = "worker_lost"  # the worker died mid-attempt (written by the scheduler)
 
     def __str__(self):
         return self.value

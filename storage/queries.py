@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from storage import lifecycle
+from storage.lifecycle import ErrorKind
 from storage.lifecycle import Move
 from storage.lifecycle import NotificationStatus
 from storage.lifecycle import Status
@@ -641,7 +642,7 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
     conn.execute(
         _insert(conn, attempts).on_conflict_do_nothing(index_elements=["delivery_id", "number"]),
         [{"delivery_id": row.id, "number": row.attempts, "started_at": now, "duration_ms": 0,
-          "error_kind": "worker_lost", "error_detail": "the worker's lease expired before it recorded a result"}
+          "error_kind": ErrorKind.WORKER_LOST, "error_detail": "the worker's lease expired before it recorded a result"}
          for row in lost],
     )
     # max_attempts counts within the current series (see deliveries.attempt_base)
@@ -653,7 +654,7 @@ def expire_leases(conn, now, max_attempts, limit=1000, every_lease=False, buried
         if chosen:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(chosen)).values(
                 status=status, lease_until=None, next_attempt_at=now,
-                last_error="worker_lost", updated_at=now))
+                last_error=ErrorKind.WORKER_LOST, updated_at=now))
             if status is Status.DEAD and buried is not None:
                 buried.extend(chosen)
     return len(lost)

@@ -1,4 +1,6 @@
-"""One attempt at a delivery, and the recording of a batch of them.
+"""One attempt at a delivery, and the recording of a batch of them: orchestration only (what
+an answer means is workers.classification's, what comes next storage.lifecycle's and
+workers.rules').
 
 ``attempt_async`` is what the send loop (workers.sender) runs; ``attempt`` and
 ``deliver_batch`` are the same attempt on a thread, for the Celery ``deliver`` task. Both are
@@ -20,6 +22,7 @@ from storage import queries
 from storage.db import utcnow
 from storage.lifecycle import Move
 from storage.lifecycle import Status
+from workers import classification
 from workers import http
 from workers import notifications
 from workers import payloads
@@ -131,48 +134,34 @@ def _with_token(ctx, headers, auth, secret):
     return {**headers, name: value}, token
 
 
-def _answered(outcome, result, headers, auth, settings):
-    """Put the receiver's answer into the outcome; returns its headers."""
-    outcome.update(
-        last_status_code=result.status_code, last_error=result.error_kind, error_detail=result.error_detail,
-        response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
-        request_headers=json.dumps(_redacted(headers, auth)),
-    )
-    if result.error_kind is None and not rules.is_success(result.status_code, settings.success_statuses):
-        outcome["last_error"] = "http_status"
-        if 300 <= result.status_code < 400 and result.headers.get("Location"):
-            outcome["error_detail"] = f"redirect not followed: Location {result.headers['Location']}"[:1000]
-    return result.headers
+def _answered(ctx, outcome, result, headers, auth):
+    """Keep what was sent and what came back in the outcome; returns the verdict on it."""
+    outcome.update(response_excerpt=result.body.decode("utf-8", "replace") if result.body else None,
+                   request_headers=json.dumps(_redacted(headers, auth)))
+    return classification.answered(result, ctx.settings.success_statuses, utcnow())
 
 
-def _failed(row, outcome, exc):
-    """Put an attempt that never got an answer into the outcome."""
-    if isinstance(exc, payloads.OriginError):
-        outcome.update(last_error="origin_error", error_detail=str(exc)[:1000])
-    elif isinstance(exc, TokenError):
-        kind = exc.kind if exc.kind == "ssrf_blocked" else "token_error"
-        outcome.update(last_error=kind, error_detail=str(exc)[:1000], last_status_code=None)
-    else:  # a bug must cost an attempt, not the batch
+def _failed(row, exc):
+    """The verdict on an attempt that never got an answer."""
+    if not isinstance(exc, (payloads.OriginError, TokenError)):  # a bug costs an attempt, not the batch
         log.error("attempt failed unexpectedly", exc_info=exc, extra={"delivery_id": row.id})
-        outcome.update(last_error="internal_error", error_detail=f"{type(exc).__name__}: {exc}"[:1000])
+    return classification.failed(exc)
 
 
-def _concluded(ctx, row, outcome, response_headers, started):
-    """Classify the attempt and decide what comes next; returns the outcome to record."""
+def _concluded(ctx, row, outcome, verdict, started):
+    """Apply the verdict: what is recorded, and what comes next; returns the outcome."""
     settings = ctx.settings
     now = utcnow()
-    success = outcome["last_error"] is None and rules.is_success(outcome["last_status_code"],
-                                                                  settings.success_statuses)
-    outcome["disable_reason"] = None if success else rules.disable_reason(outcome["last_status_code"])
-    outcome["health"] = success if rules.counts_for_health(success, outcome["last_error"]) else None
     # the retry schedule and max_attempts count within the current series (a redelivery starts one)
     in_series = row.attempts - row.attempt_base
-    status = lifecycle.decide(Move.ATTEMPT, success=success, spent=in_series, max_attempts=settings.max_attempts)
-    delay = rules.failure_delay(in_series, outcome["last_status_code"], response_headers, settings, now) \
-        if status is Status.RETRYING else None
-    pause = None if success else rules.pause_seconds(outcome["last_status_code"], response_headers, now)
-    outcome["paused_until"] = now + datetime.timedelta(seconds=pause) if pause else None
+    status = lifecycle.decide(Move.ATTEMPT, success=verdict.success, spent=in_series,
+                              max_attempts=settings.max_attempts)
+    delay = rules.failure_delay(in_series, verdict.retry_after, settings) if status is Status.RETRYING else None
     outcome.update(
+        last_status_code=verdict.status_code, last_error=verdict.error_kind, error_detail=verdict.error_detail,
+        disable_reason=verdict.disable_reason,
+        health=verdict.success if verdict.counts_for_health else None,
+        paused_until=now + datetime.timedelta(seconds=verdict.pause) if verdict.pause else None,
         status=status, now=now, duration_ms=int((time.monotonic() - started) * 1000),
         next_attempt_at=now + datetime.timedelta(seconds=delay) if delay is not None else now,
         delivered_at=now if status is Status.DELIVERED else None,
@@ -203,7 +192,7 @@ def _log_attempt(row, outcome, delay):
 
 def attempt(ctx, row):
     """One attempt at one claimed delivery, on this thread; never raises, returns the outcome."""
-    started, outcome, response_headers = time.monotonic(), _new_outcome(row), {}
+    started, outcome = time.monotonic(), _new_outcome(row)
     session = http.session_for(ctx.settings)
     try:
         payload, body, headers, auth, secret = _prepared(ctx, row, session)
@@ -214,17 +203,17 @@ def attempt(ctx, row):
             # replaced it) and try once more with a new one.
             ctx.tokens.invalidate(auth, secret, token)
             result, token, sent = _send(ctx, session, row, body, headers, auth, secret)
-        response_headers = _answered(outcome, result, sent, auth, ctx.settings)
+        verdict = _answered(ctx, outcome, result, sent, auth)
     except Exception as exc:
-        _failed(row, outcome, exc)
-    return _concluded(ctx, row, outcome, response_headers, started)
+        verdict = _failed(row, exc)
+    return _concluded(ctx, row, outcome, verdict, started)
 
 
 async def attempt_async(ctx, transport, row):
     """``attempt`` on an event loop: the request goes through ``transport`` (workers.transport);
     what may block (a GraphQL origin, a token fetch) runs on the context's thread pool."""
     loop = asyncio.get_running_loop()
-    started, outcome, response_headers = time.monotonic(), _new_outcome(row), {}
+    started, outcome = time.monotonic(), _new_outcome(row)
     try:
         if row.payload is None and row.origin_endpoint:
             prepared = await loop.run_in_executor(
@@ -241,10 +230,10 @@ async def attempt_async(ctx, transport, row):
             if last_try or not (result.status_code == 401 and auth):
                 break
             ctx.tokens.invalidate(auth, secret, token)  # as in attempt(): once more with a new token
-        response_headers = _answered(outcome, result, sent, auth, ctx.settings)
+        verdict = _answered(ctx, outcome, result, sent, auth)
     except Exception as exc:
-        _failed(row, outcome, exc)
-    return _concluded(ctx, row, outcome, response_headers, started)
+        verdict = _failed(row, exc)
+    return _concluded(ctx, row, outcome, verdict, started)
 
 
 def _send(ctx, session, row, body, headers, auth, secret):

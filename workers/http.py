@@ -25,6 +25,8 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from storage.lifecycle import ErrorKind
+
 USER_AGENT = "doo-webhooks"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
@@ -232,13 +234,13 @@ def _classify(exc):
     chain = _chain(exc)
     for item in chain:
         if isinstance(item, SSRFBlocked):
-            return "ssrf_blocked", str(item)
+            return ErrorKind.SSRF_BLOCKED, str(item)
     for item in chain:
         # urllib3 2.x makes NewConnectionError a ConnectTimeoutError for compatibility.
         if isinstance(item, (requests.Timeout, Urllib3Timeout, socket.timeout)) \
                 and not isinstance(item, NewConnectionError):
-            return "timeout", str(exc)[:500]
-    return "connection", str(exc)[:500]
+            return ErrorKind.TIMEOUT, str(exc)[:500]
+    return ErrorKind.CONNECTION, str(exc)[:500]
 
 
 def send(session, method, url, *, body=b"", headers, timeouts, max_bytes=65536):

@@ -16,6 +16,7 @@ import uuid
 from storage import queries
 from storage.db import utcnow
 from storage.lifecycle import NotificationStatus
+from workers import classification
 from workers import http
 from workers import rules
 from workers import signing
@@ -117,7 +118,7 @@ def _attempt(ctx, row):
                            timeouts=(settings.connect_timeout, min(settings.read_timeout, MAX_READ_TIMEOUT)),
                            max_bytes=1024)
         code, error = result.status_code, result.error_detail or result.error_kind
-        success = error is None and code is not None and 200 <= code < 300
+        success = classification.notification_delivered(result)
         if not success and error is None:
             error = f"the notify receiver answered {code}"
     except Exception as exc:  # a bug must cost an attempt, not the sweep

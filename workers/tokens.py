@@ -17,6 +17,7 @@ import urllib.parse
 
 import redis
 
+from storage.lifecycle import ErrorKind
 from workers import http
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ MAX_TOKEN_RESPONSE_BYTES = 65536
 class TokenError(Exception):
     """A token could not be obtained; ``kind`` is token_error, ssrf_blocked, timeout or connection."""
 
-    def __init__(self, detail, *, kind="token_error", status_code=None):
+    def __init__(self, detail, *, kind=ErrorKind.TOKEN_ERROR, status_code=None):
         super().__init__(detail)
         self.detail = detail
         self.kind = kind
@@ -207,7 +208,7 @@ class TokenProvider:
     def _fetch(self, auth, client_secret):
         with self._fetches_guard:
             self.fetches += 1
-        outcome = "token_error"
+        outcome = ErrorKind.TOKEN_ERROR
         try:
             token, ttl = self._request(auth, client_secret or "")
             outcome = "ok"
@@ -237,7 +238,7 @@ class TokenProvider:
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
             timeouts=self.settings.timeouts, max_bytes=MAX_TOKEN_RESPONSE_BYTES)
 
-        def fail(detail, kind="token_error"):
+        def fail(detail, kind=ErrorKind.TOKEN_ERROR):
             # An endpoint may echo the request back: keep the secret out of logs and ledger.
             for form_of_secret in {client_secret, urllib.parse.quote_plus(client_secret)} - {""}:
                 detail = detail.replace(form_of_secret, "***")

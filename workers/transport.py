@@ -2,8 +2,8 @@
 
 The async counterpart of ``workers.http.send`` for the delivery loop. Same contract: one
 request, no redirects followed, no proxies from the environment, at most ``max_bytes`` of the
-answer kept, network problems come back as ``HttpResult.error_kind`` ("ssrf_blocked",
-"timeout", "connection") and never raise. Tokens and GraphQL origins stay on
+answer kept, network problems come back as ``HttpResult.error_kind`` (an ErrorKind: SSRF_BLOCKED,
+TIMEOUT, CONNECTION) and never raise. Tokens and GraphQL origins stay on
 ``workers.http`` (requests, in threads).
 
 SSRF guard. aiohttp calls its resolver on every DNS cache miss; ``GuardedResolver`` refuses
@@ -48,6 +48,7 @@ import yarl
 from aiohttp.abc import AbstractResolver
 from requests.structures import CaseInsensitiveDict
 
+from storage.lifecycle import ErrorKind
 from workers import http
 
 try:
@@ -144,13 +145,13 @@ def classify(exc):
     chain = http._chain(exc)
     for item in chain:
         if isinstance(item, http.SSRFBlocked):
-            return "ssrf_blocked", str(item)
+            return ErrorKind.SSRF_BLOCKED, str(item)
     detail = (str(exc) or type(exc).__name__)[:500]
     for item in chain:
         # ServerTimeoutError and ConnectionTimeoutError are both asyncio.TimeoutError.
         if isinstance(item, (asyncio.TimeoutError, socket.timeout)):
-            return "timeout", detail
-    return "connection", detail
+            return ErrorKind.TIMEOUT, detail
+    return ErrorKind.CONNECTION, detail
 
 
 def _expired(deadline):
@@ -243,10 +244,10 @@ class Transport:
             if target.scheme not in ("http", "https") or not target.host:
                 raise ValueError(f"Invalid URL {url!r}: an http or https URL with a host is needed")
         except ValueError as exc:
-            return http.HttpResult(None, {}, b"", 0, "connection", str(exc)[:500])
+            return http.HttpResult(None, {}, b"", 0, ErrorKind.CONNECTION, str(exc)[:500])
         refusal = self._literal_refusal(target.host)
         if refusal is not None:
-            return http.HttpResult(None, {}, b"", 0, "ssrf_blocked", refusal)
+            return http.HttpResult(None, {}, b"", 0, ErrorKind.SSRF_BLOCKED, refusal)
         headers = dict(headers)
         if not any(name.lower() == "user-agent" for name in headers):
             headers["User-Agent"] = http.USER_AGENT

@@ -12,17 +12,6 @@ from workers import rules
 T0 = datetime.datetime(2030, 1, 10, 8, 0, 0, 123456)
 
 
-@pytest.mark.parametrize("success, error_kind, counts", [
-    (True, None, True),
-    (False, "http_status", True), (False, "timeout", True), (False, "connect_error", True),
-    (False, "token_error", True), (False, "ssrf_blocked", True),
-    # our own GraphQL origin or our own bug say nothing about the receiver
-    (False, "origin_error", False), (False, "internal_error", False),
-])
-def test_what_counts_for_a_hooks_health(success, error_kind, counts):
-    assert rules.counts_for_health(success, error_kind) is counts
-
-
 def test_the_auto_disable_cutoff_is_disable_after_ago_and_zero_means_never():
     assert rules.auto_disable_cutoff(T0, 432000) == T0 - datetime.timedelta(days=5)
     assert rules.auto_disable_cutoff(T0, 60) == T0 - datetime.timedelta(minutes=1)

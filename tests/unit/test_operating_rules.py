@@ -9,7 +9,6 @@ import pytest
 from app.deliveries import EXCERPT_CHARS
 from app.deliveries import receiver_answer
 from workers import initialization
-from workers import rules
 from workers.operations import parse_age
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)
@@ -95,9 +94,3 @@ def test_parse_age(text, expected):
 def test_parse_age_refuses(text):
     with pytest.raises(ValueError):
         parse_age(text)
-
-
-def test_only_410_disables_a_hook():
-    assert rules.disable_reason(410) == "the receiver answered 410 Gone"
-    for status in (None, 200, 400, 404, 500, 503):
-        assert rules.disable_reason(status) is None
