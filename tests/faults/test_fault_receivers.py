@@ -39,6 +39,12 @@ def run_case(case, make_pipeline, peer, route, expect, first, **settings):
     return pipeline, worker, row
 
 
+def error_kinds(pipeline):
+    """The error kinds of every attempt, and the processes' last log lines to say why."""
+    kinds = {kind for kind, _, _ in attempt_errors(pipeline)}
+    return kinds, pipeline.logs()[-3000:]
+
+
 def attempt_errors(pipeline):
     with pipeline.engine.begin() as conn:
         return conn.execute(sa.text("SELECT error_kind, error_detail, response_excerpt FROM attempts")).all()
@@ -48,21 +54,24 @@ def test_receiver_that_never_answers_in_time(make_pipeline, peer, fault_case, hu
     def route(recorded):
         hung.wait(30)
         return 504, {}, {"message": "too late"}
-    pipeline, _, _ = run_case(fault_case("receiver never answers: read timeout 0.25 s (never recovers)"), make_pipeline, peer, route,
-                              "dead", 10_000, read_timeout="0.25")
-    assert {kind for kind, _, _ in attempt_errors(pipeline)} == {"timeout"}
+    case = fault_case("receiver never answers: read timeout 0.25 s (never recovers)")
+    pipeline, _, _ = run_case(case, make_pipeline, peer, route, "dead", 10_000, read_timeout="0.25")
+    kinds, logs = error_kinds(pipeline)
+    assert kinds == {"timeout"}, logs
 
 
 def test_receiver_that_resets_the_connection(make_pipeline, peer, fault_case):
     pipeline, _, _ = run_case(fault_case("receiver resets the connection (never recovers)"), make_pipeline, peer,
                               lambda recorded: RESET, "dead", 11_000)
-    assert {kind for kind, _, _ in attempt_errors(pipeline)} == {"connection"}
+    kinds, logs = error_kinds(pipeline)
+    assert kinds == {"connection"}, logs
 
 
 def test_receiver_that_answers_500(make_pipeline, peer, fault_case):
     pipeline, _, _ = run_case(fault_case("receiver answers 500 (never recovers)"), make_pipeline, peer,
                               scripted(then=500), "dead", 12_000)
-    assert {kind for kind, _, _ in attempt_errors(pipeline)} == {"http_status"}
+    kinds, logs = error_kinds(pipeline)
+    assert kinds == {"http_status"}, logs
 
 
 def test_receiver_that_redirects(make_pipeline, peer, fault_case):
@@ -113,8 +122,9 @@ def test_receiver_that_answers_with_a_100_mb_body(make_pipeline, peer, fault_cas
 
     case.emit(pipeline, TRIGGERS, 15_000)
     written = lambda: max(body.written for body in bodies) // MB  # noqa: E731
+    grown = lambda: (hwm_kib(worker.pid) - before) // 1024  # noqa: E731
     case.finish(pipeline, peer, notes=lambda: f"at most {written()} MB of a 100 MB body written before the worker "
-                                              f"hung up; its peak memory grew {(hwm_kib(worker.pid) - before) // 1024} MB")
+                                              f"hung up; its peak memory grew {grown()} MB")
     assert worker.proc.poll() is None, "the worker survived the receiver"
     # 20 bodies read whole would be 2 GB: the worker keeps an excerpt and hangs up
     assert hwm_kib(worker.pid) - before < 64 * 1024, "the worker's peak memory grew by more than 64 MB"
