@@ -8,8 +8,9 @@ plans at 1,000,000 deliveries). Both dialects are served: PostgreSQL and standal
 
 import sqlalchemy as sa
 
+from storage import delivery_log
+from storage import groups
 from storage import lifecycle
-from storage import queries
 from storage.lifecycle import Status
 from storage.tables import attempts
 from storage.tables import credentials
@@ -110,7 +111,7 @@ def groups_of(conn, organization_ids, limit):
         .order_by(webhook_groups.c.organization_id, webhook_groups.c.name, webhook_groups.c.id)
         .limit(limit)
     ).all()
-    return rows, queries.hooks_of(conn, [row.id for row in rows])
+    return rows, groups.hooks_of(conn, [row.id for row in rows])
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def delivery_page(conn, organization_ids, limit, *, older_than=None, newer_than=
         where.append(key > sa.tuple_(*newer_than))
         order = (deliveries.c.created_at, deliveries.c.id)
     rows = conn.execute(
-        sa.select(*queries._summary_columns())
+        sa.select(*delivery_log.summary_columns())
         .select_from(deliveries.join(triggers).join(hooks))
         .where(*where).order_by(*order).limit(limit)
     ).all()

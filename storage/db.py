@@ -1,4 +1,4 @@
-"""Engines and the one clock. Connections come from here; SQL lives in storage.queries."""
+"""Engines and the one clock. Connections come from here; SQL lives in the other storage modules."""
 
 import datetime
 import functools
