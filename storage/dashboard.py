@@ -12,7 +12,6 @@ from storage import delivery_log
 from storage import groups
 from storage import lifecycle
 from storage.lifecycle import Status
-from storage.tables import attempts
 from storage.tables import credentials
 from storage.tables import dashboard_sessions
 from storage.tables import deliveries
@@ -49,45 +48,6 @@ def purge_expired_sessions(conn, now):
 
 
 # --- groups and hooks --------------------------------------------------------------------
-
-
-def hook_health(conn, group_ids, since, success_statuses):
-    """Per live hook of ``group_ids``: attempts since ``since``, how many succeeded, and the
-    latest one (time, status code, error kind).
-
-    The attempts of the window come from ix_attempts_started_at, each one's hook by its
-    delivery's primary key (a correlated lookup: PostgreSQL otherwise hashes the whole
-    deliveries table to join a few thousand attempts, a second at a million rows). Attempts
-    of other groups get no hook and are dropped here rather than in SQL, where PostgreSQL
-    would run the lookup twice; JIT is off for the statement (its compile alone took longer
-    than the query, docs/dashboard-explain.txt).
-    """
-    if not group_ids:
-        return {}
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL jit = off")
-    hook = (sa.select(deliveries.c.hook_id)
-            .where(deliveries.c.id == attempts.c.delivery_id, deliveries.c.group_id.in_(group_ids))
-            .scalar_subquery())
-    window = (
-        sa.select(hook.label("hook_id"), attempts.c.started_at, attempts.c.status_code, attempts.c.error_kind)
-        .where(attempts.c.started_at >= since)
-    ).subquery()
-    ok = sa.case((window.c.status_code.in_(success_statuses), 1), else_=0)
-    recent = (
-        sa.select(window.c.hook_id, window.c.started_at, window.c.status_code, window.c.error_kind, ok.label("ok"),
-                  sa.func.row_number().over(partition_by=window.c.hook_id,
-                                            order_by=window.c.started_at.desc()).label("nth"))
-    ).subquery()
-    first = recent.c.nth == 1
-    rows = conn.execute(
-        sa.select(recent.c.hook_id, sa.func.count().label("attempts"), sa.func.sum(recent.c.ok).label("succeeded"),
-                  sa.func.max(recent.c.started_at).label("last_at"),
-                  sa.func.max(sa.case((first, recent.c.status_code))).label("last_status_code"),
-                  sa.func.max(sa.case((first, recent.c.error_kind))).label("last_error_kind"))
-        .group_by(recent.c.hook_id)
-    ).all()
-    return {row.hook_id: row for row in rows if row.hook_id is not None}
 
 
 def open_counts(conn, hook_ids):

@@ -9,6 +9,7 @@ import datetime
 import sqlalchemy as sa
 
 from storage import hook_health
+from storage import hook_stats
 from storage import lifecycle
 from storage import statements
 from storage.lifecycle import ErrorKind
@@ -152,6 +153,7 @@ def record(conn, outcomes):
         "response_excerpt": o.get("response_excerpt"), "request_headers": o.get("request_headers"),
     } for o in outcomes])
     hook_health.track(conn, [o for o in outcomes if o.get("health") is not None])
+    hook_stats.count(conn, outcomes)
     return buried
 
 

@@ -216,7 +216,6 @@ attempts = sa.Table(
     sa.Column("request_headers", JSONText),
     sa.UniqueConstraint("delivery_id", "number"),
     # the dashboard's health at a glance: the attempts of the last 24 hours
-    sa.Index("ix_attempts_started_at", "started_at"),
 )
 
 # Dashboard sessions (app/dashboard): the cookie holds a random 256-bit id, the table its
@@ -228,6 +227,19 @@ dashboard_sessions = sa.Table(
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+# Attempts per hook and hour (storage.hook_stats), counted as batches are recorded: the
+# dashboard's health at a glance, without reading a day of attempts.
+hook_stats = sa.Table(
+    "hook_stats", metadata,
+    sa.Column("hook_id", sa.Integer, sa.ForeignKey("hooks.id"), primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("succeeded", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error_kind", sa.String(32)),
 )
 
 # The outbox of operational events (workers.notifications): written in the transaction that

@@ -8,8 +8,10 @@ the workers' next claim takes; the caller may nudge their send loops after the c
 import datetime
 import re
 
+from storage import delivery_log
+from storage import hook_stats
 from storage import lifecycle
-from storage import queries
+from storage import retention
 from storage.lifecycle import Move
 from storage.lifecycle import Status
 
@@ -25,7 +27,7 @@ class Refused(Exception):
 
 
 def redeliver(conn, row, now):
-    """Start a new attempt series for one delivery (a ``queries.delivery_view`` row).
+    """Start a new attempt series for one delivery (a ``delivery_log.delivery_view`` row).
 
     Only a dead, delivered or skipped delivery can be sent again: a pending, retrying or
     in-flight one is still owed and will go out anyway; a cancelled one belongs to a deleted
@@ -36,14 +38,14 @@ def redeliver(conn, row, now):
     if row.status not in lifecycle.sources(Move.REDELIVER):
         raise Refused(f"delivery {row.id} is {row.status}; "
                       "only a dead, delivered or skipped delivery can be redelivered")
-    if not queries.restart_series(conn, [row.id], now, lifecycle.sources(Move.REDELIVER)):
+    if not delivery_log.restart_series(conn, [row.id], now, lifecycle.sources(Move.REDELIVER)):
         raise Refused(f"delivery {row.id} changed meanwhile; look at it again")
 
 
 def replay(conn, now, limit=REPLAY_LIMIT, **filters):
     """Restart up to ``limit`` dead letters matching ``filters``; returns (ids, dead letters left)."""
-    ids = queries.replay_dead(conn, now, min(limit, REPLAY_LIMIT), **filters)
-    return ids, queries.count_deliveries(conn, status=Status.DEAD, live_groups=True, **filters)
+    ids = delivery_log.replay_dead(conn, now, min(limit, REPLAY_LIMIT), **filters)
+    return ids, delivery_log.count_deliveries(conn, status=Status.DEAD, live_groups=True, **filters)
 
 
 def parse_age(text):
@@ -56,7 +58,8 @@ def parse_age(text):
 
 def purge(engine, cutoff, batch=PURGE_BATCH, keep_snapshots=True, progress=None):
     """Delete deliveries delivered before ``cutoff`` with their attempts, then triggers received
-    before it that no delivery names any more; returns (deliveries, triggers) deleted.
+    before it that no delivery names any more, and the hourly attempt counts (storage.hook_stats)
+    before it; returns (deliveries, triggers) deleted.
 
     Batches of ``batch`` rows, one transaction each, so a large purge never holds long locks.
     ``keep_snapshots`` keeps each entity's latest trigger: initialization re-sends it.
@@ -65,7 +68,7 @@ def purge(engine, cutoff, batch=PURGE_BATCH, keep_snapshots=True, progress=None)
     deleted = [0, 0]
     while True:
         with engine.begin() as conn:
-            n = queries.purge_delivered(conn, cutoff, batch)
+            n = retention.purge_delivered(conn, cutoff, batch)
         deleted[0] += n
         if progress is not None and n:
             progress(n)
@@ -73,8 +76,10 @@ def purge(engine, cutoff, batch=PURGE_BATCH, keep_snapshots=True, progress=None)
             break
     while True:
         with engine.begin() as conn:
-            n = queries.purge_triggers(conn, cutoff, batch, keep_latest=keep_snapshots)
+            n = retention.purge_triggers(conn, cutoff, batch, keep_latest=keep_snapshots)
         deleted[1] += n
         if n < batch:
             break
+    with engine.begin() as conn:  # the hourly attempt counts of the same past (a row per hook and hour)
+        hook_stats.purge(conn, cutoff)
     return tuple(deleted)

@@ -45,8 +45,9 @@ from schemas.types import RESOURCES
 from schemas.types import TYPES
 from schemas.webhook_config import HookType
 from storage import dashboard as store
+from storage import delivery_log
+from storage import hook_stats
 from storage import lifecycle
-from storage import queries
 from storage.db import utcnow
 from storage.lifecycle import Move
 from storage.lifecycle import Status
@@ -204,8 +205,7 @@ def groups():
     now = utcnow()
     with svc.engine.begin() as conn:
         rows, hooks = store.groups_of(conn, g.caller.organization_ids(), MAX_GROUPS)
-        health = store.hook_health(conn, [r.id for r in rows], now - datetime.timedelta(hours=24),
-                                   svc.settings.success_statuses)
+        health = hook_stats.recent(conn, [r.id for r in rows], now - datetime.timedelta(hours=24))
         disabled = [h.id for hs in hooks.values() for h in hs if h.disabled_at is not None]
         waiting = store.open_counts(conn, disabled)
     return render_template("groups.html", groups=rows, hooks=hooks, health=health, waiting=waiting,
@@ -317,8 +317,8 @@ def deliveries():
 def delivery(delivery_id):
     with services().engine.begin() as conn:
         row = _visible_delivery(conn, g.caller, delivery_id) if "\x00" not in delivery_id else abort(404)
-        attempt_rows = queries.attempts_of(conn, delivery_id)
-        headers = queries.latest_request_headers(conn, delivery_id)
+        attempt_rows = delivery_log.attempts_of(conn, delivery_id)
+        headers = delivery_log.latest_request_headers(conn, delivery_id)
     item = views.detail(row, attempt_rows, headers, {"self": request.path})
     payload = None if item["payload"] is None else json.dumps(item["payload"], indent=2, ensure_ascii=False)
     return render_template("delivery.html", d=item, row=row, payload=payload,

@@ -10,7 +10,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import delivery_log
+from storage import hook_stats
 from storage.db import utcnow
 from storage.tables import attempts
 from storage.tables import deliveries
@@ -29,7 +30,7 @@ class Ledger:
     def __init__(self, app, tenant):
         self.engine = app.extensions["doo_webhooks"].engine
         self.tenant = tenant
-        self.group_id = tenant.create({"name": "Box office CRM", "hooks": [
+        self.group_id = tenant.create_group({"name": "Box office CRM", "hooks": [
             {"type": "order_created", "method": "POST", "endpoint": "https://crm.example/orders"},
             {"type": "order_updated", "method": "POST", "endpoint": "https://crm.example/updates"}]})
 
@@ -43,15 +44,20 @@ class Ledger:
 
     def status(self, delivery_id):
         with self.engine.begin() as conn:
-            return queries.delivery(conn, delivery_id).status
+            return delivery_log.delivery(conn, delivery_id).status
 
     def attempt(self, delivery_id, number, status_code, body):
+        """An attempt as the recorder writes it: the attempt row, and its hook's hour counted."""
+        started, kind = utcnow(), None if status_code == 200 else "http_status"
         with self.engine.begin() as conn:
             conn.execute(sa.insert(attempts).values(
-                delivery_id=delivery_id, number=number, started_at=utcnow(), duration_ms=42,
-                status_code=status_code, error_kind=None if status_code == 200 else "http_status",
+                delivery_id=delivery_id, number=number, started_at=started, duration_ms=42,
+                status_code=status_code, error_kind=kind,
                 response_excerpt=body, request_headers='{"webhook-id": "%s", "authorization": "[redacted]"}'
                 % delivery_id))
+            hook_id = conn.execute(sa.select(deliveries.c.hook_id).where(deliveries.c.id == delivery_id)).scalar_one()
+            hook_stats.count(conn, [{"hook_id": hook_id, "started_at": started, "last_status_code": status_code,
+                                     "last_error": kind}])
 
 
 @pytest.fixture

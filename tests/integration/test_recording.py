@@ -1,4 +1,4 @@
-"""Recording a batch of attempts (storage.queries.record) on a real database: set-based
+"""Recording a batch of attempts (storage.ledger.record) on a real database: set-based
 statements, endpoint health written only when it changes and in hook id order, so that many
 workers recording failures for the same few hooks never deadlock (issue 9).
 
@@ -12,7 +12,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+import storage.ledger
+from storage import hook_health
+from storage import hook_stats
+from storage import tables
 from storage.db import engine_for
 from storage.tables import deliveries
 from storage.tables import hooks
@@ -52,7 +55,7 @@ def test_record_returns_the_deliveries_that_went_dead_now_only(ledger):
         conn.execute(sa.update(deliveries).where(deliveries.c.id == taken_over).values(status="retrying"))
     with ledger.engine.begin() as conn:
         # every code NULL in one column: the batch's types must not come from its values
-        buried = queries.record(conn, [
+        buried = storage.ledger.record(conn, [
             outcome(dying, 1, "dead", T0 + seconds(1), code=None, error="timeout"),
             outcome(living, 1, "retrying", T0 + seconds(1), code=None, error="timeout",
                     next_attempt_at=T0 + seconds(9)),
@@ -65,7 +68,7 @@ def test_record_returns_the_deliveries_that_went_dead_now_only(ledger):
     # the attempt is in the ledger all the same (a sweep writes its worker_lost row first)
     assert [len(ledger.attempts(i)) for i in (dying, living, taken_over)] == [1, 1, 1]
     with ledger.engine.begin() as conn:
-        assert queries.record(conn, []) == []
+        assert storage.ledger.record(conn, []) == []
 
 
 def test_record_keeps_the_first_payload_and_an_attempt_recorded_before(ledger):
@@ -81,10 +84,11 @@ def test_record_keeps_the_first_payload_and_an_attempt_recorded_before(ledger):
     assert [(a.number, a.error_detail) for a in ledger.attempts(d)] == [(1, "first"), (2, None)]
 
 
-def test_record_of_a_batch_is_three_statements_on_postgresql(pg_ledger):
+def test_record_of_a_batch_is_four_statements_on_postgresql(pg_ledger):
     """Deliveries (UPDATE ... FROM unnest), attempts (INSERT ... SELECT FROM unnest: SQLAlchemy's
     insertmanyvalues skips ON CONFLICT statements and psycopg2's executemany is a round trip per
-    row), hook health (one UPDATE): three round trips whatever the batch size."""
+    row), hook health (one UPDATE), attempts per hook and hour (one INSERT ... SELECT FROM unnest
+    ON CONFLICT): four round trips whatever the batch size."""
     ids = [pg_ledger.delivery() for _ in range(40)]
     pg_ledger.claim(ids, T0)
     hook = new_hook(pg_ledger)
@@ -92,10 +96,10 @@ def test_record_of_a_batch_is_three_statements_on_postgresql(pg_ledger):
     with pg_ledger.engine.begin() as conn:
         sa.event.listen(conn, "before_cursor_execute",
                         lambda c, cursor, statement, params, context, many: calls.append((statement.split()[0], many)))
-        buried = queries.record(conn, [failed(d, 1, T0 + seconds(1), hook, status="dead" if n % 2 else "retrying")
-                                       for n, d in enumerate(ids)])
+        buried = storage.ledger.record(conn, [failed(d, 1, T0 + seconds(1), hook, status="dead" if n % 2 else "retrying")
+                                              for n, d in enumerate(ids)])
     assert sorted(buried) == sorted(ids[1::2])
-    assert calls == [("UPDATE", False), ("INSERT", False), ("UPDATE", False)]
+    assert calls == [("UPDATE", False), ("INSERT", False), ("UPDATE", False), ("INSERT", False)]
     assert sum(len(pg_ledger.attempts(i)) for i in ids) == 40
 
 
@@ -126,7 +130,7 @@ def record_health(ledger, *attempted, at=T0):
     ledger.record(*batch)
 
 
-STEP = queries.HEALTH_GRANULARITY.total_seconds()
+STEP = hook_health.HEALTH_GRANULARITY.total_seconds()
 
 
 def test_failures_start_a_streak_and_move_last_failure_at_only_after_the_granularity(ledger):
@@ -169,7 +173,7 @@ def test_auto_disable_still_judges_by_a_coarse_last_failure_at(ledger):
     for n in reversed(range(1, 5)):
         record_health(ledger, (hook, False, 0), at=T0 - seconds(n * STEP / 2))
     # ... and the latest failure recorded is at most a granularity old
-    assert T0 - health(ledger, hook)[1] <= queries.HEALTH_GRANULARITY
+    assert T0 - health(ledger, hook)[1] <= hook_health.HEALTH_GRANULARITY
     with ledger.engine.begin() as conn:
         assert notifications.auto_disable(conn, T0, disable_after) == [hook]
 
@@ -177,11 +181,11 @@ def test_auto_disable_still_judges_by_a_coarse_last_failure_at(ledger):
 def test_disable_hooks_disables_each_once_whatever_the_order_given(ledger):
     a, b, c = new_hook(ledger), new_hook(ledger), new_hook(ledger)
     with ledger.engine.begin() as conn:
-        assert queries.disable_hooks(conn, [b], "first", T0) == [b]
+        assert hook_health.disable_hooks(conn, [b], "first", T0) == [b]
     with ledger.engine.begin() as conn:
-        assert sorted(queries.disable_hooks(conn, [c, b, a, c], "second", T0 + seconds(1))) == sorted([a, c])
+        assert sorted(hook_health.disable_hooks(conn, [c, b, a, c], "second", T0 + seconds(1))) == sorted([a, c])
     with ledger.engine.connect() as conn:
-        details = queries.hook_details(conn, [a, b, c])
+        details = hook_health.hook_details(conn, [a, b, c])
     assert [(details[i].disabled_reason, details[i].disabled_at) for i in (a, b, c)] == [
         ("second", T0 + seconds(1)), ("first", T0), ("second", T0 + seconds(1))]
 
@@ -190,7 +194,7 @@ def test_expire_leases_takes_the_oldest_leases_first(ledger):
     rows = {age: ledger.delivery(status="in_flight", attempts=1, lease_until=T0 - seconds(age))
             for age in (5, 50, 20)}
     with ledger.engine.begin() as conn:
-        assert queries.expire_leases(conn, T0, 10, limit=2) == 2
+        assert storage.ledger.expire_leases(conn, T0, 10, limit=2) == 2
     assert [ledger.row(rows[age]).status for age in (50, 20, 5)] == ["retrying", "retrying", "in_flight"]
 
 
@@ -224,7 +228,7 @@ def test_batches_naming_the_same_hooks_in_opposite_orders_do_not_deadlock(pg_led
         try:
             with pg_ledger.engine.begin() as conn:
                 conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
-                queries.record(conn, [failed(d, 1, T0 + seconds(1), h) for d, h in zip(ids, hook_order)])
+                storage.ledger.record(conn, [failed(d, 1, T0 + seconds(1), h) for d, h in zip(ids, hook_order)])
         except Exception as exc:  # a deadlock victim (or a lock timeout): the assertion below tells
             errors.append(exc)
 
@@ -241,3 +245,25 @@ def test_batches_naming_the_same_hooks_in_opposite_orders_do_not_deadlock(pg_led
     assert errors == []
     assert {pg_ledger.row(i).status for i in a_ids + b_ids} == {"retrying"}
     assert health(pg_ledger, low)[0] == health(pg_ledger, high)[0] == T0
+
+
+def test_attempts_are_counted_per_hook_and_hour_across_batches(ledger):
+    """storage.hook_stats: what the dashboard's "success over 24 h" and "last attempt" read."""
+    group = ledger.group()
+    hook = ledger._hooks[group]
+    ids = [ledger.delivery(group_id=group) for _ in range(3)]
+    ledger.claim(ids, T0)
+    later = T0 + seconds(3601)  # its attempt starts a second before: at the next hour
+    with ledger.engine.begin() as conn:
+        storage.ledger.record(conn, [failed(ids[0], 1, T0 + seconds(1), hook, code=503)])
+    with ledger.engine.begin() as conn:
+        storage.ledger.record(conn, [dict(delivered(ids[1], 1, T0 + seconds(2)), hook_id=hook, health=True),
+                                     failed(ids[2], 1, later, hook, code=500)])
+    with ledger.engine.begin() as conn:
+        seen = hook_stats.recent(conn, [group], T0)
+        this_hour_only = hook_stats.recent(conn, [group], later)
+        rows = conn.execute(sa.select(tables.hook_stats).order_by(tables.hook_stats.c.hour)).all()
+    assert [(r.succeeded, r.failed) for r in rows if r.hook_id == hook] == [(1, 1), (0, 1)]
+    assert (seen[hook].attempts, seen[hook].succeeded, seen[hook].last_status_code) == (3, 1, 500)
+    assert seen[hook].last_at == later - seconds(1)  # outcome() starts an attempt a second before now
+    assert this_hour_only[hook].attempts == 1
