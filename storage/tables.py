@@ -161,7 +161,8 @@ deliveries = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("trigger_pk", sa.Integer, sa.ForeignKey("triggers.id"), nullable=False, index=True),
     sa.Column("hook_id", sa.Integer, sa.ForeignKey("hooks.id"), nullable=False),
-    sa.Column("group_id", sa.String(36), sa.ForeignKey("webhook_groups.id"), nullable=False, index=True),
+    # indexed by ix_deliveries_group_created, whose first column it is
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("webhook_groups.id"), nullable=False),
     sa.Column("organization_id", sa.Integer, nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("endpoint", sa.String(2000), nullable=False),
@@ -192,12 +193,9 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_org_status_created", "organization_id", "status", "created_at"),
     # the lifecycle's statuses and nothing else (migration 0008; triggers on SQLite)
     sa.CheckConstraint(_one_of(Status), name="ck_deliveries_status"),
-    # the dashboard (storage/dashboard.py): newest first per organization, per group (its
-    # timeline too), per entity; a hook's open deliveries (enable); initialization progress
-    sa.Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
+    # a group's rows newest first (its deliveries, its timeline, delete_group); and the
+    # initialization rows only (progress): every index here costs every write of the hot path
     sa.Index("ix_deliveries_group_created", "group_id", "created_at", "id", postgresql_include=["status"]),
-    sa.Index("ix_deliveries_org_entity", "organization_id", "entity_id", "created_at"),
-    sa.Index("ix_deliveries_hook_status", "hook_id", "status"),
     sa.Index("ix_deliveries_init", "organization_id", "status",
              postgresql_where=sa.text("source = 'init'"), sqlite_where=sa.text("source = 'init'")),
 )
