@@ -212,7 +212,7 @@ def main(argv=None):
             f"in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         upgrade(url)
-        out(f"# migrations 0007-0009 (dashboard_sessions, its indexes, the hook_stats backfill) over the seeded ledger: "
+        out(f"# migrations 0007-0010 (dashboard_sessions, its indexes, the hook_stats backfill, the lean indexes) over the seeded ledger: "
             f"{time.perf_counter() - started:.1f} s")
         with engine.begin() as conn:  # a thousand live sessions
             conn.exec_driver_sql(

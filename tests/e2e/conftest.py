@@ -15,7 +15,7 @@ from tests.support import isolation
 from tests.support.processes import Process
 from tests.support.processes import environment
 from tests.support.servers import Peer
-from tests.support.tenants import Tenant
+from tests.support.tenants import new_tenant
 from workers.producer import StreamPublisher
 from workers.producer import emit
 
@@ -43,7 +43,7 @@ class Pipeline:
         self.processes = []
         self.app = create_app(self.settings, publisher=StreamPublisher(broker))
         self.client = self.app.test_client()
-        self.tenant = Tenant(self.engine, self.client)
+        self.tenant = new_tenant(self.app, self.client)
 
     def start(self, what, *args):
         process = Process([what, *args], environment(self.env), self.tmp_path / f"{what}-{len(self.processes)}.log")

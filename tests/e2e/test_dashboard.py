@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from tests.e2e.conftest import order
 from tests.support import isolation
 from tests.support.servers import scripted
-from tests.support.tenants import Tenant
+from tests.support.tenants import new_tenant
 
 from selenium import webdriver  # noqa: E402  (never skipped: .ci/run installs chromium)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -273,7 +273,7 @@ def test_a_viewer_cannot_change_a_second_tenant_sees_nothing_csrf_and_logout(das
     (dead,) = [d.id for d in pipeline.deliveries()]
 
     # a viewer of the same organization sees everything, and no change button
-    viewer = Tenant(pipeline.engine, pipeline.client, role="team_viewer", organization_id=pipeline.tenant.organization_id)
+    viewer = new_tenant(pipeline.app, pipeline.client, role="team_viewer", organization_id=pipeline.tenant.organization_id)
     board.login(viewer)
     assert "Box office CRM" in board.text() and "team_viewer" in board.text()
     board.open("/dashboard/dead-letters")
@@ -300,7 +300,7 @@ def test_a_viewer_cannot_change_a_second_tenant_sees_nothing_csrf_and_logout(das
     assert "/dashboard/login" in board.driver.current_url
 
     # a second tenant sees none of the first one's data on any page, and its ids are 404
-    other = Tenant(pipeline.engine, pipeline.client)
+    other = new_tenant(pipeline.app, pipeline.client)
     board.login(other)
     for path in ("/dashboard/", "/dashboard/deliveries", "/dashboard/dead-letters", "/dashboard/initialization"):
         board.open(path)

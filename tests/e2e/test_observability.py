@@ -137,7 +137,7 @@ def test_secrets_and_tokens_never_reach_the_logs(pipeline_factory, peer, caplog)
         process.stop()
     logs = pipeline.logs()
     forbidden = [client_secret, urllib.parse.quote_plus(client_secret), *tokens,
-                 pipeline.tenant.api_key, pipeline.tenant.client_secret, pipeline.tenant.token]
+                 pipeline.tenant.api_key, pipeline.tenant.client_secret, pipeline.tenant.access_token]
     for text, where in ((logs, "worker and scheduler logs"), (caplog.text, "API logs")):
         for value in forbidden:
             assert value not in text, f"{value!r} appears in the {where}"

@@ -1,10 +1,12 @@
 """Fixtures of the API tests: the app with a recording publisher, its client, tenants."""
 
+import functools
+
 import pytest
 
 from app import create_app
-from api_helpers import RecordingPublisher  # tests/integration is on sys.path (no __init__.py)
-from api_helpers import TenantFactory
+from tests.support.api import RecordingPublisher
+from tests.support.tenants import new_tenant
 
 
 @pytest.fixture
@@ -32,4 +34,5 @@ def client(app):
 
 @pytest.fixture
 def tenant_factory(app, client):
-    return TenantFactory(app, client)
+    """``tenant_factory()`` makes a new organization; ``tenant_factory(organization_id=...)`` joins one."""
+    return functools.partial(new_tenant, app, client)

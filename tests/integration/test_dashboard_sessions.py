@@ -139,7 +139,7 @@ def test_next_never_leaves_the_dashboard(client, tenant_factory):
 
 def test_a_viewer_sees_no_change_buttons_and_every_change_is_refused(client, tenant_factory, app):
     admin = tenant_factory()
-    group_id = admin.create({"name": "CRM", "hooks": [
+    group_id = admin.create_group({"name": "CRM", "hooks": [
         {"type": "order_created", "method": "POST", "endpoint": "https://crm.example/hook"}]})
     with app.extensions["doo_webhooks"].engine.begin() as conn:
         conn.execute(sa.update(hooks).values(disabled_at=utcnow(), disabled_reason="410 Gone"))

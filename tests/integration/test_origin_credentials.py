@@ -5,11 +5,11 @@ import json
 import types
 
 import pytest
-from api_helpers import TenantFactory  # tests/integration is on sys.path (no __init__.py)
 
 from tests.conftest import make_settings
 from tests.support.servers import Peer
 from tests.support.servers import graphql_route
+from tests.support.tenants import new_tenant
 from workers import http
 from workers.payloads import origin_payload
 
@@ -48,7 +48,7 @@ def test_platform_credentials_only_reach_a_listed_origin(tmp_path, origin, liste
 def test_hooks_may_only_name_a_listed_origin(make_app):
     app = make_app(origin_urls=("https://gql.doo.test/",))
     client = app.test_client()
-    tenant = TenantFactory(app, client)()
+    tenant = new_tenant(app, client)
 
     def create(origin_url):
         return client.post(f"/v1/team/{tenant.team_id}/webhooks", headers=tenant.headers(), json={

@@ -2,9 +2,10 @@
 
 import pytest
 
-from api_helpers import RecordingPublisher
-from api_helpers import assert_error_envelope
-from api_helpers import create_platform_key
+from tests.support.api import RecordingPublisher
+from tests.support.api import assert_error_envelope
+from tests.support.api import create_platform_key
+
 
 ORDER = {"order_details": {"id": 42, "status": "active", "total_price": 12.5},
          "event": {"id": 3, "title": "Summer fest"}, "external_customer_id": "crm-7"}

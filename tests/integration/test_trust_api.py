@@ -8,8 +8,8 @@ import datetime
 import pytest
 import sqlalchemy as sa
 
-from api_helpers import seed_config
 from storage.tables import webhook_groups
+from tests.support.seeds import seed_config
 from workers import signing
 
 
@@ -44,7 +44,7 @@ def test_a_generated_secret_is_returned_once_and_masked_afterwards(client, tenan
     assert box.secrets(group_id) == (secret, None, None)
     shown = client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()).json["data"]
     assert shown["signing_secret"] == "********"
-    assert secret not in str(tenant.list().json)
+    assert secret not in str(tenant.list_groups().json)
 
 
 def test_a_client_supplied_secret_works_as_before_and_is_never_echoed(client, tenant_factory, box):
@@ -162,7 +162,7 @@ def test_max_per_second_on_a_group_and_a_hook_round_trips(client, tenant_factory
     config = seed_config()
     config["max_per_second"] = 20
     config["hooks"][0]["max_per_second"] = 2.5
-    group_id = tenant.create(config)
+    group_id = tenant.create_group(config)
     shown = client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()).json["data"]
     assert shown["max_per_second"] == 20
     assert shown["hooks"][0]["max_per_second"] == 2.5
