@@ -9,7 +9,7 @@ from flask_smorest import abort
 from app.services import services
 from doo_webhooks.crypto import digest
 from doo_webhooks.crypto import same
-from storage import queries
+from storage import tenancy
 from storage.db import utcnow
 
 ROLES = ("team_admin", "team_member", "team_viewer")
@@ -41,7 +41,7 @@ def _unauthorized(message):
 
 def credential_for(conn, api_key):
     """The live credential of an API key, or None (unknown or revoked)."""
-    return queries.credential_by_api_key(conn, digest(api_key)) if api_key else None
+    return tenancy.credential_by_api_key(conn, digest(api_key)) if api_key else None
 
 
 def client_matches(credential, client_id, client_secret):
@@ -53,7 +53,7 @@ def client_matches(credential, client_id, client_secret):
 
 def caller_of(conn, credential):
     """The Caller a credential stands for, with its organizer's memberships as they are now."""
-    return Caller(credential.organizer_id, credential.id, tuple(queries.memberships_of(conn, credential.organizer_id)))
+    return Caller(credential.organizer_id, credential.id, tuple(tenancy.memberships_of(conn, credential.organizer_id)))
 
 
 def api_key_credential(conn):
@@ -87,7 +87,7 @@ def current_caller(bearer_required=True):
                 _unauthorized("Missing or malformed 'Authorization: Bearer <access_token>' header; "
                               "get a token from POST /v1/oauth.")
         else:
-            row = queries.access_token(conn, digest(token))
+            row = tenancy.access_token(conn, digest(token))
             if row is None or row.credential_id != credential.id or row.expires_at <= utcnow():
                 _unauthorized("The access token is unknown, expired, or belongs to another API key.")
         caller = caller_of(conn, credential)
@@ -102,7 +102,7 @@ def require_platform():
     if not key:
         _unauthorized("Missing x-api-key header (a platform key).")
     with services().engine.begin() as conn:
-        if not queries.platform_key_exists(conn, digest(key)):
+        if not tenancy.platform_key_exists(conn, digest(key)):
             _unauthorized("Unknown or revoked platform key.")
 
 

@@ -16,7 +16,7 @@ def aware(value):
 
 
 def summary(row, href):
-    """One delivery in a listing (a row of queries.list_deliveries or delivery_view)."""
+    """One delivery in a listing (a row of delivery_log.list_deliveries or delivery_view)."""
     hook_live = row.hook_removed_at is None
     return {
         "id": row.id, "trigger_id": row.trigger_id, "group_id": row.group_id, "type": row.type,

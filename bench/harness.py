@@ -245,13 +245,13 @@ class Tenant:
 
 def make_tenant(db, name, endpoints, trigger_type="order_created"):
     """An organization, a team and one group with a hook per endpoint."""
-    from storage import queries
+    from storage import tenancy
     from storage.db import utcnow
     from tests.support.ledger import insert_group
     tenant = Tenant()
     with db.engine().begin() as conn:
-        tenant.organization_id = queries.create_organization(conn, name, utcnow())
-        tenant.team_id = queries.create_team(conn, tenant.organization_id, name, utcnow())
+        tenant.organization_id = tenancy.create_organization(conn, name, utcnow())
+        tenant.team_id = tenancy.create_team(conn, tenant.organization_id, name, utcnow())
     insert_group(db.engine(), tenant, [{"type": trigger_type, "endpoint": e} for e in endpoints])
     return tenant
 

@@ -72,8 +72,8 @@ def _create(fn, *args):
 @click.option("--name", required=True)
 def create_organization(name):
     """Create an organization; prints its id."""
-    from storage import queries
-    _print({"organization_id": _create(queries.create_organization, name)})
+    from storage import tenancy
+    _print({"organization_id": _create(tenancy.create_organization, name)})
 
 
 @admin.command("create-team")
@@ -81,8 +81,8 @@ def create_organization(name):
 @click.option("--name", default=None)
 def create_team(organization_id, name):
     """Create a team in an organization; prints its id."""
-    from storage import queries
-    _print({"team_id": _create(queries.create_team, organization_id, name)})
+    from storage import tenancy
+    _print({"team_id": _create(tenancy.create_team, organization_id, name)})
 
 
 @admin.command("create-organizer")
@@ -95,14 +95,14 @@ def create_organizer(email, name, team_id, role):
     """Create an organizer (a user) with a role in one or more teams."""
     from sqlalchemy.exc import IntegrityError
 
-    from storage import queries
+    from storage import tenancy
     from storage.db import utcnow
     settings = _settings()
     try:
         with _engine(settings).begin() as conn:
-            organizer_id = queries.create_organizer(conn, email, name, utcnow())
+            organizer_id = tenancy.create_organizer(conn, email, name, utcnow())
             for team in team_id:
-                queries.add_membership(conn, organizer_id, team, role)
+                tenancy.add_membership(conn, organizer_id, team, role)
     except LookupError as exc:
         raise click.BadParameter(str(exc)) from None
     except IntegrityError:
@@ -115,9 +115,9 @@ def create_organizer(email, name, team_id, role):
 def create_credentials(organizer_id):
     """Print a new api_key, client_id and client_secret for an organizer (shown once)."""
     from doo_webhooks.crypto import digest, new_secret
-    from storage import queries
+    from storage import tenancy
     api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
-    _create(queries.create_credentials, organizer_id, digest(api_key), client_id, digest(client_secret))
+    _create(tenancy.create_credentials, organizer_id, digest(api_key), client_id, digest(client_secret))
     _print({"api_key": api_key, "client_id": client_id, "client_secret": client_secret})
 
 
@@ -126,9 +126,9 @@ def create_credentials(organizer_id):
 def create_platform_key(name):
     """Print a new key for POST /v1/triggers (shown once)."""
     from doo_webhooks.crypto import digest, new_secret
-    from storage import queries
+    from storage import tenancy
     key = new_secret("dp_")
-    _create(queries.create_platform_key, name, digest(key))
+    _create(tenancy.create_platform_key, name, digest(key))
     _print({"platform_key": key})
 
 
@@ -143,17 +143,17 @@ def secrets():
 def secrets_rotate():
     """Re-encrypt every stored secret under the newest key of DOO_WEBHOOKS_SECRET_KEYS."""
     from doo_webhooks.crypto import SecretBox
-    from storage import queries
+    from storage import groups
     settings = _settings()
     box = SecretBox(settings)
     rotated, after = 0, ""
     while True:
         with _engine(settings).begin() as conn:
-            rows = queries.groups_with_secrets(conn, after, 500)
+            rows = groups.groups_with_secrets(conn, after, 500)
             for row in rows:
-                queries.set_group_secrets(conn, row.id, {
+                groups.set_group_secrets(conn, row.id, {
                     name: box.rotate(getattr(row, name)) if getattr(row, name) else None
-                    for name in queries.SECRET_COLUMNS})
+                    for name in groups.SECRET_COLUMNS})
                 rotated += 1
         if not rows:
             break
@@ -344,9 +344,9 @@ def _listing(filters, page, page_size):
     import json as json_module
 
     from app import deliveries as views
-    from storage import queries
+    from storage import delivery_log
     with _engine(_settings()).begin() as conn:
-        total, rows = queries.list_deliveries(conn, page_size, (page - 1) * page_size, **filters)
+        total, rows = delivery_log.list_deliveries(conn, page_size, (page - 1) * page_size, **filters)
     items = [views.summary(row, f"/v1/deliveries/{row.id}") for row in rows]
     click.echo(json_module.dumps({"total_items": total, "page": page, "deliveries": items}, indent=2, default=str))
 
@@ -368,8 +368,8 @@ def deliveries_list(organization_id, group_id, hook_type, since, until, status, 
 
 
 def _delivery(conn, delivery_id):
-    from storage import queries
-    row = queries.delivery_view(conn, delivery_id)
+    from storage import delivery_log
+    row = delivery_log.delivery_view(conn, delivery_id)
     if row is None:
         raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID")
     return row
@@ -380,11 +380,11 @@ def _delivery(conn, delivery_id):
 def deliveries_show(delivery_id):
     """One delivery: payload, request headers (redacted) and every attempt with the receiver's answer."""
     from app import deliveries as views
-    from storage import queries
+    from storage import delivery_log
     with _engine(_settings()).begin() as conn:
         row = _delivery(conn, delivery_id)
-        attempts = queries.attempts_of(conn, delivery_id)
-        headers = queries.latest_request_headers(conn, delivery_id)
+        attempts = delivery_log.attempts_of(conn, delivery_id)
+        headers = delivery_log.latest_request_headers(conn, delivery_id)
     item = views.detail(row, attempts, headers, {"self": f"/v1/deliveries/{delivery_id}"})
     click.echo(json.dumps(item, indent=2, default=str, ensure_ascii=False))
 
@@ -500,7 +500,7 @@ for _resource in ("events", "orders", "attendees"):
 def purge(older_than, batch_size, keep_snapshots):
     """Delete delivered deliveries (with their attempts and payloads) older than --older-than,
     and the triggers no delivery names any more. Dead and owed deliveries are never purged."""
-    from storage import queries
+    from storage import retention
     from storage.db import utcnow
     from workers import operations
     try:
@@ -509,7 +509,7 @@ def purge(older_than, batch_size, keep_snapshots):
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     engine = _engine(_settings())
     with engine.begin() as conn:
-        total = queries.count_purgeable(conn, cutoff)
+        total = retention.count_purgeable(conn, cutoff)
     with click.progressbar(length=total, label="purging deliveries", file=sys.stderr) as bar:
         done, triggers = operations.purge(engine, cutoff, batch_size, keep_snapshots, progress=bar.update)
     _print({"deliveries_deleted": done, "triggers_deleted": triggers, "cutoff": cutoff.isoformat() + "Z"})

@@ -153,11 +153,11 @@ class LedgerCollector:
         self.queue_depths = queue_depths
 
     def collect(self):
-        from storage import queries
+        from storage import ledger
         from storage.db import utcnow
         try:
             with self.engine.connect() as conn:
-                due = queries.due_backlog(conn, utcnow())
+                due = ledger.due_backlog(conn, utcnow())
         except Exception as exc:
             log.warning("metrics: could not count the due deliveries: %s", type(exc).__name__)
         else:

@@ -18,7 +18,8 @@ from werkzeug.serving import make_server
 from app import create_app
 from doo_webhooks.crypto import digest
 from doo_webhooks.crypto import new_secret
-from storage import queries
+from storage import ledger
+from storage import tenancy
 from storage.db import utcnow
 from storage.migrate import upgrade
 from workers import intake
@@ -64,19 +65,19 @@ def bootstrap_demo(engine, data_dir):
     if path.exists():
         return json.loads(path.read_text())
     with engine.begin() as conn:
-        if queries.organization_count(conn):
+        if tenancy.organization_count(conn):
             return None  # an operator set this ledger up: no demo tenant beside theirs
         now = utcnow()
-        org = queries.create_organization(conn, "Demo organization", now)
-        team = queries.create_team(conn, org, "Demo team", now)
-        organizer = queries.create_organizer(conn, "demo@doo-webhooks.invalid", "Demo organizer", now)
-        queries.add_membership(conn, organizer, team, "team_admin")
+        org = tenancy.create_organization(conn, "Demo organization", now)
+        team = tenancy.create_team(conn, org, "Demo team", now)
+        organizer = tenancy.create_organizer(conn, "demo@doo-webhooks.invalid", "Demo organizer", now)
+        tenancy.add_membership(conn, organizer, team, "team_admin")
         creds = {"api_key": new_secret("dk_"), "client_id": new_secret("dc_")[:40],
                  "client_secret": new_secret("ds_"), "platform_key": new_secret("dp_"),
                  "organization_id": org, "team_id": team}
-        queries.create_credentials(conn, organizer, digest(creds["api_key"]), creds["client_id"],
+        tenancy.create_credentials(conn, organizer, digest(creds["api_key"]), creds["client_id"],
                                    digest(creds["client_secret"]), now)
-        queries.create_platform_key(conn, "demo platform", digest(creds["platform_key"]), now)
+        tenancy.create_platform_key(conn, "demo platform", digest(creds["platform_key"]), now)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(creds, handle, indent=2)
@@ -120,7 +121,7 @@ class Service:
         self.creds = bootstrap_demo(self.ctx.engine, settings.data_dir)
         with self.ctx.engine.begin() as conn:
             # this process is the only worker: whatever was in flight died with the last run
-            while queries.expire_leases(conn, utcnow(), settings.max_attempts, every_lease=True):
+            while ledger.expire_leases(conn, utcnow(), settings.max_attempts, every_lease=True):
                 pass
         self.server = make_server(host, port, create_app(settings, publisher=self.publisher), threaded=True,
                                   request_handler=_PlainRequestHandler)

@@ -17,8 +17,9 @@ import sqlalchemy.exc
 import tenacity
 
 from doo_webhooks import __version__
+from storage import hook_health
+from storage import ledger
 from storage import lifecycle
-from storage import queries
 from storage.db import utcnow
 from storage.lifecycle import Move
 from storage.lifecycle import Status
@@ -51,22 +52,22 @@ def lease_seconds(settings):
 @_db_retry
 def _claim(ctx, ids):
     with ctx.engine.begin() as conn:
-        return queries.claim(conn, ids, utcnow(), lease_seconds(ctx.settings))
+        return ledger.claim(conn, ids, utcnow(), lease_seconds(ctx.settings))
 
 
 @_db_retry
 def record_outcomes(ctx, outcomes, cancelled, given_back=()):
     """Write one batch of outcomes, cancellations and deliveries given back unattempted
-    (queries.give_back), and the events they cause, in one transaction; then the pauses
+    (ledger.give_back), and the events they cause, in one transaction; then the pauses
     receivers asked for."""
     with ctx.engine.begin() as conn:
         now = utcnow()
-        buried = queries.record(conn, outcomes)
-        queries.cancel(conn, cancelled, now)
-        queries.give_back(conn, given_back, now)
+        buried = ledger.record(conn, outcomes)
+        ledger.cancel(conn, cancelled, now)
+        ledger.give_back(conn, given_back, now)
         disabled = []
         for reason in {o["disable_reason"] for o in outcomes if o.get("disable_reason")}:
-            disabled += queries.disable_hooks(
+            disabled += hook_health.disable_hooks(
                 conn, [o["hook_id"] for o in outcomes if o.get("disable_reason") == reason], reason, now)
         # operational events, in the transaction that made the change
         notifications.exhausted(conn, buried, now)
@@ -74,7 +75,7 @@ def record_outcomes(ctx, outcomes, cancelled, given_back=()):
     pauses = [(o["group_id"], o["endpoint"], o["paused_until"]) for o in outcomes if o.get("paused_until")]
     if pauses:  # a transaction of its own: it locks hook rows the batch's health update may hold
         with ctx.engine.begin() as conn:
-            queries.pause_endpoints(conn, pauses, utcnow())
+            hook_health.pause_endpoints(conn, pauses, utcnow())
 
 
 def deliver_batch(ctx, ids):
@@ -83,7 +84,7 @@ def deliver_batch(ctx, ids):
 
 
 def send_claimed(ctx, rows):
-    """One attempt for each claimed row (storage.queries.claimed_details), then one record."""
+    """One attempt for each claimed row (storage.ledger.claimed_details), then one record."""
     if not rows:
         return []
     cancelled = [row.id for row in rows if row.group_deleted_at is not None]

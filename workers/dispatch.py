@@ -10,7 +10,7 @@ SKIP LOCKED on PostgreSQL, so several schedulers may run at once.
 import logging
 
 from doo_webhooks import metrics
-from storage import queries
+from storage import ledger
 from storage.db import utcnow
 from workers import notifications
 
@@ -24,7 +24,7 @@ def dispatch_due(ctx, limit=SWEEP_LIMIT):
     buried = []
     with ctx.engine.begin() as conn:
         now = utcnow()
-        lost = queries.expire_leases(conn, now, settings.max_attempts, limit=limit, buried=buried)
+        lost = ledger.expire_leases(conn, now, settings.max_attempts, limit=limit, buried=buried)
         notifications.exhausted(conn, buried, now)
     metrics.swept(lost, len(buried))
     if lost:

@@ -12,7 +12,9 @@ import datetime
 import json
 import logging
 
-from storage import queries
+import storage.triggers
+from storage import groups
+from storage import ledger
 from storage.lifecycle import Status
 from workers import matching
 from workers import rules
@@ -42,7 +44,7 @@ def fan_out_many(conn, records, now):
     if not records:
         return []
     hooks = collections.defaultdict(list)
-    for hook in queries.hooks_for_types(conn, {r["organization_id"] for r in records}, {r["type"] for r in records}):
+    for hook in groups.hooks_for_types(conn, {r["organization_id"] for r in records}, {r["type"] for r in records}):
         hooks[(hook.organization_id, hook.type)].append(hook)
     triggers, planned, seen = [], [], set()
     for record in records:
@@ -62,7 +64,7 @@ def fan_out_many(conn, records, now):
             "delivery_count": len(matched),
         })
         planned.append((record, occurred_at, matched))
-    created = queries.store_triggers(conn, triggers)
+    created = storage.triggers.store_triggers(conn, triggers)
     rows = []
     for record, occurred_at, matched in planned:
         trigger_pk = created.get(record["trigger_id"])
@@ -74,7 +76,7 @@ def fan_out_many(conn, records, now):
                 "status": Status.SKIPPED, "skipped_reason": rules.skipped_reason(hook.disabled_reason)}
             rows.append(matching.delivery_row(hook, trigger_pk, record["organization_id"], record["entity_kind"],
                                               record["entity_id"], occurred_at, now, **state))
-    queries.add_deliveries(conn, rows)
+    ledger.add_deliveries(conn, rows)
     return rows
 
 

@@ -17,7 +17,10 @@ after a newer one.
 import datetime
 
 from schemas.types import TYPES
-from storage import queries
+from storage import delivery_log
+from storage import groups
+from storage import ledger
+from storage import triggers
 from workers import matching
 from workers.matching import in_scope  # noqa: F401  (initialization's scope rule is fan-out's)
 
@@ -56,13 +59,13 @@ def initialize(conn, entity_kind, now, *, hook_types=None, rate=DEFAULT_RATE, or
     """
     if not 1 <= rate <= MAX_RATE:
         raise ValueError(f"max_rate_per_min must be between 1 and {MAX_RATE}")
-    snapshots = queries.latest_snapshots(conn, entity_kind, organization_ids=organization_ids, event_id=event_id,
-                                         updated_after=updated_after, updated_before=updated_before)
-    hooks = queries.hooks_for_types(conn, organization_ids, hook_types or types_of(entity_kind), group_id)
+    snapshots = triggers.latest_snapshots(conn, entity_kind, organization_ids=organization_ids, event_id=event_id,
+                                          updated_after=updated_after, updated_before=updated_before)
+    hooks = groups.hooks_for_types(conn, organization_ids, hook_types or types_of(entity_kind), group_id)
     if not snapshots or not hooks:
         return 0, []
-    queued_until = queries.init_schedule_end(conn, organization_ids)
+    queued_until = delivery_log.init_schedule_end(conn, organization_ids)
     start = now if queued_until is None or queued_until < now else queued_until + spacing(rate)
     rows = plan(snapshots, hooks, start, rate, now)
-    queries.add_deliveries(conn, rows)
+    ledger.add_deliveries(conn, rows)
     return len({row["trigger_pk"] for row in rows}), rows

@@ -28,7 +28,7 @@ import zlib
 import redis
 import sqlalchemy.exc
 
-from storage import queries
+from storage import inbox
 from storage.db import utcnow
 from workers.fanout import fan_out_many
 
@@ -252,11 +252,11 @@ class DatabaseInbox:
 
     def publish(self, records):
         with self.engine.begin() as conn:
-            queries.add_to_inbox(conn, [encode(record) for record in records], utcnow())
+            inbox.add_to_inbox(conn, [encode(record) for record in records], utcnow())
 
     def depth(self):
         with self.engine.begin() as conn:
-            return queries.inbox_depth(conn)
+            return inbox.inbox_depth(conn)
 
 
 class InboxConsumer:
@@ -287,11 +287,11 @@ class InboxConsumer:
 
     def poll(self):
         with self.engine.begin() as conn:
-            taken = queries.take_inbox(conn, self.batch)
+            taken = inbox.take_inbox(conn, self.batch)
             if not taken:
                 return 0
             rows = fan_out_many(conn, [json.loads(row.record) for row in taken], utcnow())
-            queries.drop_from_inbox(conn, [row.id for row in taken])
+            inbox.drop_from_inbox(conn, [row.id for row in taken])
         self.on_fanned_out(rows)
         return len(taken)
 

@@ -13,7 +13,7 @@ EPOCH = datetime.datetime(1970, 1, 1)
 def in_scope(hook, trigger):
     """The hook's group takes the trigger's entity: the whole organization, its event, or its
     event guide. ``hook`` carries organization_id, group_event_id and group_event_guide_id
-    (storage.queries.hooks_for_types); ``trigger`` organization_id, event_id, event_guide_id."""
+    (storage.groups.hooks_for_types); ``trigger`` organization_id, event_id, event_guide_id."""
     if hook.organization_id != trigger.organization_id:
         return False
     if hook.group_event_id is None and hook.group_event_guide_id is None:

@@ -13,7 +13,9 @@ import json
 import logging
 import uuid
 
-from storage import queries
+from storage import delivery_log
+from storage import hook_health
+from storage import outbox
 from storage.db import utcnow
 from storage.lifecycle import NotificationStatus
 from workers import classification
@@ -54,25 +56,25 @@ def exhausted(conn, delivery_ids, now):
         "endpoint": d.endpoint, "delivery_id": d.id, "trigger_id": d.trigger_id, "entity_kind": d.entity_kind,
         "entity_id": d.entity_id, "attempts": d.attempts, "last_status_code": d.last_status_code,
         "reason": d.last_error,
-    }, now) for d in queries.exhausted_details(conn, delivery_ids)]
-    return queries.add_notifications(conn, rows)
+    }, now) for d in delivery_log.exhausted_details(conn, delivery_ids)]
+    return outbox.add_notifications(conn, rows)
 
 
 def disabled(conn, hook_ids, now):
     """Queue hook.disabled for hooks just disabled (their disabled_reason is the reason)."""
-    hooks = queries.hook_details(conn, hook_ids)
+    hooks = hook_health.hook_details(conn, hook_ids)
     rows = [_row(HOOK_DISABLED, h.group_id, {**_hook_data(h), "reason": h.disabled_reason,
                                               "disabled_at": _stamp(h.disabled_at)}, now)
             for h in (hooks[i] for i in hook_ids if i in hooks)]
-    return queries.add_notifications(conn, rows)
+    return outbox.add_notifications(conn, rows)
 
 
 def recovered(conn, hook_id, now, waiting):
     """Queue hook.recovered for a hook just enabled again."""
-    hook = queries.hook_details(conn, [hook_id]).get(hook_id)
+    hook = hook_health.hook_details(conn, [hook_id]).get(hook_id)
     if hook is None:
         return 0
-    return queries.add_notifications(conn, [_row(HOOK_RECOVERED, hook.group_id, {
+    return outbox.add_notifications(conn, [_row(HOOK_RECOVERED, hook.group_id, {
         **_hook_data(hook), "reason": "enabled", "waiting": waiting}, now)])
 
 
@@ -83,8 +85,8 @@ def auto_disable(conn, now, disable_after):
     if cutoff is None:
         return []
     done = []
-    for hook in queries.failing_hooks(conn, cutoff):
-        done += queries.disable_hooks(conn, [hook.id], rules.failing_reason(hook.failing_since), now)
+    for hook in hook_health.failing_hooks(conn, cutoff):
+        done += hook_health.disable_hooks(conn, [hook.id], rules.failing_reason(hook.failing_since), now)
     disabled(conn, done, now)
     return done
 
@@ -93,15 +95,15 @@ def send_due(ctx, limit=SEND_LIMIT):
     """Send the due notifications once each (concurrently); returns how many were tried."""
     lease = ctx.settings.connect_timeout + MAX_READ_TIMEOUT + 30
     with ctx.engine.begin() as conn:
-        rows = queries.take_notifications(conn, utcnow(), lease, limit)
+        rows = outbox.take_notifications(conn, utcnow(), lease, limit)
     if not rows:
         return 0
     outcomes = list(ctx.pool.map(lambda row: _attempt(ctx, row), rows)) if len(rows) > 1 else [_attempt(ctx, rows[0])]
     with ctx.engine.begin() as conn:
         for row, (status, wait, code, error) in zip(rows, outcomes):
             now = utcnow()
-            queries.record_notification(conn, row.id, row.attempts, status,
-                                        now + datetime.timedelta(seconds=wait or 0), code, error, now)
+            outbox.record_notification(conn, row.id, row.attempts, status,
+                                       now + datetime.timedelta(seconds=wait or 0), code, error, now)
     return len(rows)
 
 

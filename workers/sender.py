@@ -15,7 +15,7 @@ receivers are slow, healthy ones keep the other half.
 
 An endpoint with a rate limit (max_per_second, workers.rate_limit) is sent to when the
 limiter grants it, one waiter per endpoint at a time; a row whose turn would come after its
-lease is safe to wait is given back unattempted (queries.give_back), due when its turn is
+lease is safe to wait is given back unattempted (storage.ledger.give_back), due when its turn is
 expected. An endpoint whose receiver asked for a pause (429/503 with Retry-After) gets no
 request from this worker until then; the pause is recorded so every worker keeps it.
 
@@ -33,8 +33,8 @@ import logging
 import time
 
 from doo_webhooks import metrics
+import storage.ledger
 from storage import lifecycle
-from storage import queries
 from storage.db import utcnow
 from storage.lifecycle import Status
 from workers import delivery
@@ -194,8 +194,8 @@ class Sender:
 
     def _claim(self, lane, limit, skip_endpoints):
         with self.ctx.engine.begin() as conn:
-            return queries.claim_due(conn, utcnow(), delivery.lease_seconds(self.ctx.settings), limit, lane,
-                                     skip_endpoints)
+            return storage.ledger.claim_due(conn, utcnow(), delivery.lease_seconds(self.ctx.settings), limit, lane,
+                                            skip_endpoints)
 
     def _room(self, lane, busy):
         """What a lane may claim now. Rows of hosts at their cap (``busy``: never claimed

@@ -31,7 +31,9 @@ from app.services import services
 from schemas.webhook_config import HookType
 from schemas.webhook_config import LinkSchema
 from schemas.webhook_config import SelfLinksSchema
-from storage import queries
+from storage import delivery_log
+from storage import groups
+from storage import hook_health
 from storage.db import utcnow
 from storage.lifecycle import Status
 from workers import notifications
@@ -184,7 +186,7 @@ def _filters(args):
 
 def _visible_delivery(conn, caller, delivery_id, write=False):
     # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-    row = queries.delivery_view(conn, delivery_id) if "\x00" not in delivery_id else None
+    row = delivery_log.delivery_view(conn, delivery_id) if "\x00" not in delivery_id else None
     # Another organization's delivery answers exactly like a missing one: no hint it exists.
     if row is None or row.organization_id not in caller.organization_ids():
         abort(404, message=f"No delivery {delivery_id}.")
@@ -195,7 +197,7 @@ def _visible_delivery(conn, caller, delivery_id, write=False):
 
 def _group_of(conn, organization_id, group_id):
     """The live group ``group_id`` of this organization, or a 404 (also for another organization's)."""
-    group, _ = queries.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
+    group, _ = groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
     if group is None or group.organization_id != organization_id:
         abort(404, message=f"No webhook group {group_id}.")
     return group
@@ -221,7 +223,7 @@ def redeliver_visible(conn, caller, delivery_id, now):
         operations.redeliver(conn, row, now)
     except operations.Refused as exc:
         abort(409, message=str(exc))
-    return queries.delivery_view(conn, delivery_id)
+    return delivery_log.delivery_view(conn, delivery_id)
 
 
 def enable_visible_hook(conn, caller, group_id, index, now):
@@ -231,7 +233,7 @@ def enable_visible_hook(conn, caller, group_id, index, now):
     if index >= len(hooks):
         abort(404, message=f"No hook {index} in webhook group {group_id}.")
     hook = hooks[index]
-    waiting = queries.enable_hook(conn, hook.id, now)
+    waiting = hook_health.enable_hook(conn, hook.id, now)
     if waiting is not None:  # it was disabled: the group's notify_url hears it recovered
         notifications.recovered(conn, hook.id, now, waiting)
     return hook, waiting
@@ -254,8 +256,8 @@ def list_deliveries(args, group_id):
     page, size = args["page"], args["page_size"]
     with services().engine.begin() as conn:
         _visible_group(conn, caller, group_id)
-        total, rows = queries.list_deliveries(conn, size, (page - 1) * size, group_id=group_id,
-                                              status=args.get("status"), **_filters(args))
+        total, rows = delivery_log.list_deliveries(conn, size, (page - 1) * size, group_id=group_id,
+                                                   status=args.get("status"), **_filters(args))
     return _page(rows, total, page, size)
 
 
@@ -267,8 +269,8 @@ def get_delivery(delivery_id):
     caller = current_caller()
     with services().engine.begin() as conn:
         row = _visible_delivery(conn, caller, delivery_id)
-        attempts = queries.attempts_of(conn, delivery_id)
-        headers = queries.latest_request_headers(conn, delivery_id)
+        attempts = delivery_log.attempts_of(conn, delivery_id)
+        headers = delivery_log.latest_request_headers(conn, delivery_id)
     hrefs = {"self": url(request.path), "webhook": url(f"/v1/webhooks/{row.group_id}"),
              "redeliver": url(f"/v1/deliveries/{row.id}/redeliver")}
     return success(views.detail(row, attempts, headers, hrefs))
@@ -309,7 +311,7 @@ def list_dead_letters(args, team_id):
     with services().engine.begin() as conn:
         if args.get("group_id"):
             _group_of(conn, membership.organization_id, args["group_id"])
-        total, rows = queries.list_deliveries(
+        total, rows = delivery_log.list_deliveries(
             conn, size, (page - 1) * size, organization_ids=[membership.organization_id], status=Status.DEAD,
             group_id=args.get("group_id"), live_groups=True, **_filters(args))
     return _page(rows, total, page, size)

@@ -24,7 +24,7 @@ from schemas.types import RESOURCES
 from schemas.types import TYPES
 from schemas.webhook_config import HookType
 from schemas.webhook_config import Id
-from storage import queries
+from storage import groups
 from storage.db import utcnow
 from workers import initialization
 
@@ -101,7 +101,7 @@ def start(caller, resource, body):
     group_id = body.get("webhook_configuration_id")
     with services().engine.begin() as conn:
         if group_id is not None:
-            group, _ = queries.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
+            group, _ = groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
             if group is None or group.organization_id not in organization_ids:
                 abort(404, message=f"No webhook group {group_id}.")
         return initialization.initialize(

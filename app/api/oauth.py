@@ -15,7 +15,7 @@ from app.errors import ApiBlueprint
 from app.services import services
 from doo_webhooks.crypto import digest
 from doo_webhooks.crypto import new_secret
-from storage import queries
+from storage import tenancy
 from storage.db import utcnow
 
 blp = ApiBlueprint("oauth", __name__, description="Access tokens for the management API.")
@@ -52,7 +52,7 @@ def issue_token(body):
                   headers={"WWW-Authenticate": 'Bearer realm="doo-webhooks"'})
         token = new_secret()
         now = utcnow()
-        queries.purge_expired_tokens(conn, now)
-        queries.store_access_token(conn, digest(token), credential.id,
+        tenancy.purge_expired_tokens(conn, now)
+        tenancy.store_access_token(conn, digest(token), credential.id,
                                    now + datetime.timedelta(seconds=svc.settings.access_token_ttl))
     return success({"access_token": token, "refresh_token": None, "expires_in": svc.settings.access_token_ttl})

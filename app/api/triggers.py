@@ -17,7 +17,8 @@ from app.errors import ApiBlueprint
 from app.services import services
 from schemas.examples import TRIGGER_EXAMPLES
 from schemas.triggers import TriggerSchema
-from storage import queries
+from storage import delivery_log
+from storage import triggers
 from workers.producer import complete
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,10 @@ def get_trigger(trigger_id):
     caller = current_caller()
     with services().engine.begin() as conn:
         # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-        trigger = queries.trigger_by_id(conn, trigger_id) if "\x00" not in trigger_id else None
+        trigger = triggers.trigger_by_id(conn, trigger_id) if "\x00" not in trigger_id else None
         if trigger is None or trigger.organization_id not in caller.organization_ids():
             abort(404, message=f"No trigger {trigger_id}.")
-        rows = queries.deliveries_of_trigger(conn, trigger.id)
+        rows = delivery_log.deliveries_of_trigger(conn, trigger.id)
     data = {key: getattr(trigger, key) for key in TriggerViewSchema().fields if key != "deliveries"}
     # stored as naive UTC; the document promises RFC 3339 date-times, which carry their offset
     for key in ("occurred_at", "received_at"):

@@ -22,7 +22,7 @@ from app.errors import ApiBlueprint
 from app.services import services
 from schemas.webhook_config import WebhookConfigSchema
 from schemas.webhook_config import refuse_masked
-from storage import queries
+import storage.groups
 from storage.db import utcnow
 from workers import signing
 from workers.http import check_url_literal
@@ -82,7 +82,7 @@ def create_group(config, team_id):
     group.update(id=groups.new_group_id(), organization_id=membership.organization_id, team_id=team_id,
                  created_at=now, updated_at=now)
     with svc.engine.begin() as conn:
-        queries.insert_group(conn, group, hook_rows)
+        storage.groups.insert_group(conn, group, hook_rows)
     return _with_secret(success(group["id"]), generated)
 
 
@@ -105,8 +105,8 @@ def list_groups(args, team_id):
     membership = caller.team(team_id)
     page, size = args["page"], args["page_size"]
     with services().engine.begin() as conn:
-        total = queries.count_groups(conn, membership.organization_id)
-        rows, hooks = queries.list_groups(conn, membership.organization_id, size, (page - 1) * size)
+        total = storage.groups.count_groups(conn, membership.organization_id)
+        rows, hooks = storage.groups.list_groups(conn, membership.organization_id, size, (page - 1) * size)
     page_count = max(1, math.ceil(total / size))
     items = [groups.to_listing(row, hooks.get(row.id, []), url(f"/v1/webhooks/{row.id}")) for row in rows]
     return {
@@ -118,7 +118,7 @@ def list_groups(args, team_id):
 
 def _visible_group(conn, caller, group_id, write=False):
     # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-    group, hooks = queries.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
+    group, hooks = storage.groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
     # Another organization's group answers exactly like a missing one: no hint it exists.
     if group is None or group.organization_id not in caller.organization_ids():
         abort(404, message=f"No webhook group {group_id}.")
@@ -159,7 +159,7 @@ def update_group(config, group_id):
         now = utcnow()
         fields, hook_rows, generated = groups.to_rows(config, svc.box, keep=stored, now=now,
                                                       grace=svc.settings.signing_grace)
-        queries.update_group(conn, group_id, fields, hook_rows, now)
+        storage.groups.update_group(conn, group_id, fields, hook_rows, now)
     return _with_secret(success(group_id), generated)
 
 
@@ -180,8 +180,8 @@ def rotate_secret(args, group_id):
         stored, _ = _visible_group(conn, caller, group_id, write=True)
         now = utcnow()
         columns = groups.rotated(stored, svc.box.encrypt(secret), now, grace)
-        queries.rotate_signing_secret(conn, group_id, columns["signing_secret_enc"],
-                                      columns["previous_signing_until"], now)
+        storage.groups.rotate_signing_secret(conn, group_id, columns["signing_secret_enc"],
+                                             columns["previous_signing_until"], now)
     answer = success({"signing_secret": secret})
     answer["data"]["previous_signing_secret_expires_at"] = (
         groups.iso(columns["previous_signing_until"]) if columns["previous_signing_until"] else None)
@@ -199,5 +199,5 @@ def delete_group(group_id):
     if "\x00" in group_id:  # cannot exist, and PostgreSQL refuses it in a query
         return "", 204
     with services().engine.begin() as conn:
-        queries.delete_group(conn, group_id, caller.organization_ids(write=True), utcnow())
+        storage.groups.delete_group(conn, group_id, caller.organization_ids(write=True), utcnow())
     return "", 204

@@ -82,11 +82,11 @@ def test_a_bad_entity_is_refused_at_emit_and_at_the_http_endpoint_and_nothing_is
         pipeline_factory, entity, field):
     pipeline = pipeline_factory()
     broker = redis.Redis.from_url(BROKER)
-    from storage import queries
+    from storage import tenancy
     from storage.db import utcnow
     from doo_webhooks.crypto import digest
     with pipeline.engine.begin() as conn:
-        queries.create_platform_key(conn, "platform", digest("platform-key"), utcnow())
+        tenancy.create_platform_key(conn, "platform", digest("platform-key"), utcnow())
 
     with pytest.raises(ValidationError) as raised:
         pipeline.emit("order_created", entity)

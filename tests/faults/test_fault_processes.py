@@ -16,7 +16,7 @@ import requests
 import sqlalchemy as sa
 
 from doo_webhooks.crypto import digest
-from storage import queries
+from storage import tenancy
 from storage.db import utcnow
 from tests.e2e.conftest import order
 from tests.support.observability import free_port
@@ -105,7 +105,7 @@ def test_web_sigkill_while_triggers_are_posted(make_pipeline, peer, fault_case, 
     peer.routes["/crm"] = scripted()
     pipeline.tenant.create_group({"name": "CRM", "hooks": [{"type": "order_created", "endpoint": peer.url("/crm")}]})
     with pipeline.engine.begin() as conn:
-        queries.create_platform_key(conn, "platform", digest("platform-key"), utcnow())
+        tenancy.create_platform_key(conn, "platform", digest("platform-key"), utcnow())
     pipeline.start("worker", "--concurrency", "2")
     pipeline.start("scheduler")
     port = free_port()

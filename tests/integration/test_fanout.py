@@ -1,6 +1,6 @@
 """fan_out against a real ledger (SQLite and PostgreSQL): scope, type, tenancy, idempotence, ordering keys.
 
-Groups are written with storage.queries directly, so every scope the matcher must handle can
+Groups are written with storage.groups directly, so every scope the matcher must handle can
 be set up without the API; triggers come from workers.producer.prepare, as in production.
 """
 
@@ -13,7 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from schemas.types import TYPES
-from storage import queries
+import storage.groups
+import storage.triggers
+from storage import ledger
+from storage import tenancy
 from storage.db import engine_for
 from storage.tables import deliveries
 from storage.tables import hooks
@@ -35,8 +38,8 @@ def organization(engine):
     """A new organization with one team: (organization_id, team_id)."""
     n = next(_numbers)
     with engine.begin() as conn:
-        org = queries.create_organization(conn, f"Org {n}", T0)
-        team = queries.create_team(conn, org, f"Team {n}", T0)
+        org = tenancy.create_organization(conn, f"Org {n}", T0)
+        team = tenancy.create_team(conn, org, f"Team {n}", T0)
     return org, team
 
 
@@ -48,8 +51,8 @@ def add_group(engine, tenant, hook_specs, event_id=None, event_guide_id=None):
              "event_guide_id": event_guide_id, "created_at": T0, "updated_at": T0}
     rows = [{"type": t, "type_key": t, "method": "POST", "endpoint": e} for t, e in hook_specs]
     with engine.begin() as conn:
-        queries.insert_group(conn, group, rows)
-        stored = queries.hooks_of(conn, [group_id]).get(group_id, [])
+        storage.groups.insert_group(conn, group, rows)
+        stored = storage.groups.hooks_of(conn, [group_id]).get(group_id, [])
     return group_id, {(h.type, h.endpoint): h.id for h in stored}
 
 
@@ -78,7 +81,7 @@ def rows_of(engine, ids=None):
 
 def stored_trigger(engine, trigger_id):
     with engine.connect() as conn:
-        return queries.trigger_by_id(conn, trigger_id)
+        return storage.triggers.trigger_by_id(conn, trigger_id)
 
 
 def count(engine, table):
@@ -203,7 +206,7 @@ def test_deleted_groups_never_match(engine):
     deleted, _ = add_group(engine, tenant, [("order_created", "https://crm.example/deleted")])
     live, _ = add_group(engine, tenant, [("order_created", "https://crm.example/live")])
     with engine.begin() as conn:
-        assert queries.delete_group(conn, deleted, [tenant[0]], T0)
+        assert storage.groups.delete_group(conn, deleted, [tenant[0]], T0)
 
     ids = fan_out(engine, trigger(tenant), T0)
     assert [row.group_id for row in rows_of(engine, ids)] == [live]
@@ -214,10 +217,10 @@ def test_hooks_removed_by_update_never_match(engine):
     group_id, old = add_group(engine, tenant, [("order_created", "https://crm.example/old"),
                                                ("order_updated", "https://crm.example/old")])
     with engine.begin() as conn:
-        queries.update_group(conn, group_id, {"name": "renamed"},
-                             [{"type": "order_created", "type_key": "order_created", "method": "POST",
-                               "endpoint": "https://crm.example/new"}], T0)
-        new = {h.endpoint: h.id for h in queries.hooks_of(conn, [group_id])[group_id]}
+        storage.groups.update_group(conn, group_id, {"name": "renamed"},
+                                    [{"type": "order_created", "type_key": "order_created", "method": "POST",
+                                      "endpoint": "https://crm.example/new"}], T0)
+        new = {h.endpoint: h.id for h in storage.groups.hooks_of(conn, [group_id])[group_id]}
     assert list(new) == ["https://crm.example/new"]
 
     created = rows_of(engine, fan_out(engine, trigger(tenant, "order_created"), T0))
@@ -250,10 +253,10 @@ def test_a_disabled_hooks_trigger_is_recorded_as_skipped_and_blocks_nothing(engi
     # the send loops' claims take only the enabled hook's; the delivery owed from before
     # still waits for the hook, in its lane (retrying) as by its id
     with engine.begin() as conn:
-        claimed = queries.claim_due(conn, later, 60, 100, "pending")
+        claimed = ledger.claim_due(conn, later, 60, 100, "pending")
         assert [(r.id, r.endpoint) for r in claimed] == [(rows["https://crm.example/b"].id, "https://crm.example/b")]
-        assert queries.claim_due(conn, later + datetime.timedelta(seconds=1), 60, 100, "retrying") == []
-        assert queries.claim(conn, [owed], later + datetime.timedelta(seconds=1), 60) == []
+        assert ledger.claim_due(conn, later + datetime.timedelta(seconds=1), 60, 100, "retrying") == []
+        assert ledger.claim(conn, [owed], later + datetime.timedelta(seconds=1), 60) == []
     # a skipped delivery never holds its entity's later deliveries back
     with engine.begin() as conn:
         conn.execute(sa.update(hooks).values(disabled_at=None))
@@ -261,7 +264,7 @@ def test_a_disabled_hooks_trigger_is_recorded_as_skipped_and_blocks_nothing(engi
     (after,) = [i for i in fan_out(engine, trigger(tenant, entity_id=43, occurred_at="2030-01-10T08:00:02+00:00"),
                                    later) if rows_of(engine, [i])[0].endpoint == "https://crm.example/a"]
     with engine.begin() as conn:
-        assert [r.id for r in queries.claim(conn, [after], later + datetime.timedelta(seconds=1), 60)] == [after]
+        assert [r.id for r in ledger.claim(conn, [after], later + datetime.timedelta(seconds=1), 60)] == [after]
 
 
 def test_several_groups_and_hooks_one_delivery_each(engine):
@@ -291,7 +294,7 @@ def test_several_groups_and_hooks_one_delivery_each(engine):
         assert row.next_attempt_at == row.created_at == T0
     # nothing is handed to a queue: the send loops claim the due rows from the ledger
     with engine.begin() as conn:
-        assert sorted(r.id for r in queries.claim_due(conn, T0, 60, 100, "pending")) == sorted(ids)
+        assert sorted(r.id for r in ledger.claim_due(conn, T0, 60, 100, "pending")) == sorted(ids)
 
 
 def test_trigger_is_stored_as_sent(engine):

@@ -118,7 +118,8 @@ def test_standalone_queue_depths_are_the_triggers_in_the_inbox_and_the_deliverie
     import threading
     import time
 
-    from storage import queries
+    from storage import groups
+    from storage import tenancy
     from storage.db import utcnow
     from tests.support.servers import Peer
     from workers import intake
@@ -132,12 +133,12 @@ def test_standalone_queue_depths_are_the_triggers_in_the_inbox_and_the_deliverie
     publisher = ctx.publisher = InlinePublisher(ctx.engine)
     engine = publisher.delivery_engine = Engine(ctx, intake.InboxConsumer(ctx.engine))
     with ctx.engine.begin() as conn:
-        org = queries.create_organization(conn, "Org", utcnow())
-        team = queries.create_team(conn, org, "Team", utcnow())
-        queries.insert_group(conn, {"id": "00000000-0000-4000-8000-000000000001", "organization_id": org,
-                                    "team_id": team, "name": "g", "created_at": utcnow(), "updated_at": utcnow()},
-                             [{"type": "order_created", "type_key": "order_created", "method": "POST",
-                               "endpoint": peer.url("/in")}])
+        org = tenancy.create_organization(conn, "Org", utcnow())
+        team = tenancy.create_team(conn, org, "Team", utcnow())
+        groups.insert_group(conn, {"id": "00000000-0000-4000-8000-000000000001", "organization_id": org,
+                                   "team_id": team, "name": "g", "created_at": utcnow(), "updated_at": utcnow()},
+                            [{"type": "order_created", "type_key": "order_created", "method": "POST",
+                              "endpoint": peer.url("/in")}])
 
     def depths_become(expected, timeout=30):
         deadline = time.monotonic() + timeout

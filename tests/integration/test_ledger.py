@@ -16,7 +16,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+import storage.ledger
+from storage import delivery_log
+from storage import groups
+from storage import tenancy
+from storage import triggers
 from storage.db import engine_for
 from storage.db import utcnow
 from storage.tables import attempts
@@ -41,20 +45,20 @@ class Ledger:
         self.engine = engine
         n = next(_numbers)
         with engine.begin() as conn:
-            self.organization_id = queries.create_organization(conn, f"Org {n}", T0)
-            self.team_id = queries.create_team(conn, self.organization_id, f"Team {n}", T0)
+            self.organization_id = tenancy.create_organization(conn, f"Org {n}", T0)
+            self.team_id = tenancy.create_team(conn, self.organization_id, f"Team {n}", T0)
         self.group_id = self.group()
 
     def group(self):
         group_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            queries.insert_group(conn, {
+            groups.insert_group(conn, {
                 "id": group_id, "organization_id": self.organization_id, "team_id": self.team_id,
                 "name": "g", "created_at": T0, "updated_at": T0,
             }, [{"type": "order_created", "type_key": "order_created", "method": "POST",
                  "endpoint": "https://crm.example/in"}])
             self._hooks = getattr(self, "_hooks", {})
-            self._hooks[group_id] = queries.hooks_of(conn, [group_id])[group_id][0].id
+            self._hooks[group_id] = groups.hooks_of(conn, [group_id])[group_id][0].id
         return group_id
 
     def delivery(self, *, key=None, sequence=1, status="pending", attempts=0, next_attempt_at=T0 - seconds(1),
@@ -63,7 +67,7 @@ class Ledger:
         group_id = group_id or self.group_id
         delivery_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            trigger_pk, created = queries.store_trigger(conn, {
+            trigger_pk, created = triggers.store_trigger(conn, {
                 "trigger_id": uuid.uuid4().hex, "type": "order_created", "organization_id": self.organization_id,
                 "event_id": "7", "event_guide_id": None, "entity_kind": "order", "entity_id": "42",
                 "entity": '{"order_details":{"id":42,"status":"active"},"event":{"id":7},"event_id":7}',
@@ -85,31 +89,31 @@ class Ledger:
 
     def row(self, delivery_id):
         with self.engine.connect() as conn:
-            return queries.delivery(conn, delivery_id)
+            return delivery_log.delivery(conn, delivery_id)
 
     def attempts(self, delivery_id):
         with self.engine.connect() as conn:
-            return queries.attempts_of(conn, delivery_id)
+            return delivery_log.attempts_of(conn, delivery_id)
 
     def claim(self, ids, now, lease=LEASE):
         with self.engine.begin() as conn:
-            return queries.claim(conn, ids, now, lease)
+            return storage.ledger.claim(conn, ids, now, lease)
 
     def claimed_ids(self, ids, now, lease=LEASE):
         return [row.id for row in self.claim(ids, now, lease)]
 
     def record(self, *outcomes):
         with self.engine.begin() as conn:
-            queries.record(conn, list(outcomes))
+            storage.ledger.record(conn, list(outcomes))
 
     def expire(self, now, max_attempts=10):
         with self.engine.begin() as conn:
-            return queries.expire_leases(conn, now, max_attempts)
+            return storage.ledger.expire_leases(conn, now, max_attempts)
 
     def claim_due(self, now, status="pending", limit=1000, lease=LEASE, skip_endpoints=()):
         """What a send loop's claim of one lane takes: the ids, in the order claimed_details gives."""
         with self.engine.begin() as conn:
-            return [row.id for row in queries.claim_due(conn, now, lease, limit, status, skip_endpoints)]
+            return [row.id for row in storage.ledger.claim_due(conn, now, lease, limit, status, skip_endpoints)]
 
     def disable_hook(self, group_id, now=T0):
         with self.engine.begin() as conn:
@@ -119,7 +123,7 @@ class Ledger:
 
 def outcome(delivery_id, number, status, now, *, code=500, error="http_status", payload='{"v":1}',
             next_attempt_at=None, detail=None):
-    """What workers.delivery.attempt hands to queries.record."""
+    """What workers.delivery.attempt hands to storage.ledger.record."""
     return {
         "id": delivery_id, "number": number, "started_at": now - seconds(1), "duration_ms": 1000,
         "payload": payload, "last_status_code": code, "last_error": error, "error_detail": detail,
@@ -396,11 +400,11 @@ def test_claim_due_takes_the_due_unblocked_rows_of_its_lane(ledger):
     before = {i: ledger.row(i) for i in untouched}
 
     with ledger.engine.begin() as conn:
-        first_attempts = queries.claim_due(conn, now, LEASE, 1000, "pending")
+        first_attempts = storage.ledger.claim_due(conn, now, LEASE, 1000, "pending")
     assert sorted(r.id for r in first_attempts) == sorted([pending, pending_now])
     assert {r.attempts for r in first_attempts} == {1}  # the claim counts the attempt it hands out
     with ledger.engine.begin() as conn:
-        retries = queries.claim_due(conn, now, LEASE, 1000, "retrying")
+        retries = storage.ledger.claim_due(conn, now, LEASE, 1000, "retrying")
     assert [(r.id, r.attempts) for r in retries] == [(retry, 3)]
     for delivery_id, attempts_before in ((pending, 0), (pending_now, 0), (retry, 2)):
         row = ledger.row(delivery_id)
@@ -513,11 +517,11 @@ def test_delete_group_cancels_only_what_it_still_owes(ledger):
     before = {i: ledger.row(i) for i in untouched}
 
     with ledger.engine.begin() as conn:
-        assert not queries.delete_group(conn, ledger.group_id, [ledger.organization_id + 1000], T0)
+        assert not groups.delete_group(conn, ledger.group_id, [ledger.organization_id + 1000], T0)
     assert ledger.row(mine["pending"]).status == "pending"  # not yours: nothing happens
 
     with ledger.engine.begin() as conn:
-        assert queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(1))
+        assert groups.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(1))
     for status in ("pending", "retrying"):
         row = ledger.row(mine[status])
         assert (row.status, row.lease_until, row.updated_at) == ("cancelled", None, T0 + seconds(1))
@@ -528,8 +532,8 @@ def test_delete_group_cancels_only_what_it_still_owes(ledger):
     assert ledger.claim_due(T0 + seconds(2), "retrying") == [theirs["retrying"]]
 
     with ledger.engine.begin() as conn:
-        assert not queries.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(2))
-        assert queries.get_group(conn, ledger.group_id) == (None, [])
+        assert not groups.delete_group(conn, ledger.group_id, [ledger.organization_id], T0 + seconds(2))
+        assert groups.get_group(conn, ledger.group_id) == (None, [])
 
 
 # --- PostgreSQL: concurrent claimers and schedulers ------------------------------------
@@ -551,10 +555,10 @@ def test_concurrent_claims_take_disjoint_rows(pg_ledger):
     ids = [pg_ledger.delivery() for _ in range(10)]
     first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        by_first = [r.id for r in queries.claim(first, ids[:6], T0, LEASE)]
+        by_first = [r.id for r in storage.ledger.claim(first, ids[:6], T0, LEASE)]
         assert sorted(by_first) == sorted(ids[:6])
         # the first still holds its transaction: the second skips its rows instead of waiting
-        by_second = [r.id for r in queries.claim(second, ids, T0, LEASE)]
+        by_second = [r.id for r in storage.ledger.claim(second, ids, T0, LEASE)]
         assert sorted(by_second) == sorted(ids[6:])
         second.commit()
         first.commit()
@@ -569,8 +573,8 @@ def test_concurrent_claims_of_the_same_ids(pg_ledger):
     ids = [pg_ledger.delivery() for _ in range(5)]
     first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        assert sorted(r.id for r in queries.claim(first, ids, T0, LEASE)) == sorted(ids)
-        assert queries.claim(second, ids, T0, LEASE) == []
+        assert sorted(r.id for r in storage.ledger.claim(first, ids, T0, LEASE)) == sorted(ids)
+        assert storage.ledger.claim(second, ids, T0, LEASE) == []
         second.commit()
         first.commit()
     finally:
@@ -585,10 +589,10 @@ def test_concurrent_claim_due_never_returns_the_same_id(pg_ledger):
     ids = [pg_ledger.delivery(next_attempt_at=T0 - seconds(n)) for n in range(1, 11)]
     first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        by_first = [r.id for r in queries.claim_due(first, T0, LEASE, 4, "pending")]
+        by_first = [r.id for r in storage.ledger.claim_due(first, T0, LEASE, 4, "pending")]
         # the first still holds its transaction: the second skips its rows instead of waiting
         # (a wait would hit lock_timeout and fail the test)
-        by_second = [r.id for r in queries.claim_due(second, T0, LEASE, 100, "pending")]
+        by_second = [r.id for r in storage.ledger.claim_due(second, T0, LEASE, 100, "pending")]
         assert sorted(by_first) == sorted(ids[-4:])  # the oldest due first
         assert set(by_first).isdisjoint(by_second)
         assert sorted(by_first + by_second) == sorted(ids)
@@ -607,8 +611,8 @@ def test_concurrent_claim_due_never_overtakes_a_row_another_claim_holds(pg_ledge
     second_of_key = pg_ledger.delivery(key="k", sequence=2)
     first, second = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        assert [r.id for r in queries.claim_due(first, T0, LEASE, 100, "pending")] == [first_of_key]
-        assert queries.claim_due(second, T0, LEASE, 100, "pending") == []
+        assert [r.id for r in storage.ledger.claim_due(first, T0, LEASE, 100, "pending")] == [first_of_key]
+        assert storage.ledger.claim_due(second, T0, LEASE, 100, "pending") == []
         second.commit()
         first.commit()
     finally:
@@ -622,12 +626,12 @@ def test_claim_due_skips_rows_a_claim_by_ids_holds(pg_ledger):
     ids = [pg_ledger.delivery() for _ in range(4)]
     by_ids, send_loop = _open(pg_ledger.engine), _open(pg_ledger.engine)
     try:
-        held = [r.id for r in queries.claim(by_ids, ids[:2], T0, LEASE)]
-        claimed = [r.id for r in queries.claim_due(send_loop, T0, LEASE, 100, "pending")]
+        held = [r.id for r in storage.ledger.claim(by_ids, ids[:2], T0, LEASE)]
+        claimed = [r.id for r in storage.ledger.claim_due(send_loop, T0, LEASE, 100, "pending")]
         assert sorted(held) == sorted(ids[:2])
         assert sorted(claimed) == sorted(ids[2:])
         # and the reverse: a claim of ids the send loop holds takes nothing, at once
-        assert queries.claim(by_ids, ids[2:], T0, LEASE) == []
+        assert storage.ledger.claim(by_ids, ids[2:], T0, LEASE) == []
         send_loop.commit()
         by_ids.commit()
     finally:

@@ -18,14 +18,18 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from api_helpers import assert_error_envelope
 from schemas.types import TYPES
-from storage import queries
+from storage import delivery_log
+from storage import groups
+from storage import hook_health
+from storage import ledger
+from storage import outbox
 from storage.db import utcnow
 from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import notifications as notification_table
 from storage.tables import triggers
-from tests.support.api import assert_error_envelope
 from tests.support.servers import Peer
 from tests.support.servers import token_route
 from workers import delivery as engine_delivery
@@ -91,16 +95,16 @@ class Ops:
 
     def row(self, delivery_id):
         with self.engine.connect() as conn:
-            return queries.delivery(conn, delivery_id)
+            return delivery_log.delivery(conn, delivery_id)
 
     def set(self, ids, **values):
         with self.engine.begin() as conn:
             conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(**values))
 
     def claim_due(self, lanes=("pending", "retrying")):
-        """Claim what a worker's send loop would claim now (storage.queries.claim_due, per lane)."""
+        """Claim what a worker's send loop would claim now (storage.ledger.claim_due, per lane)."""
         with self.engine.begin() as conn:
-            return [row for lane in lanes for row in queries.claim_due(conn, utcnow(), 60, 1000, lane)]
+            return [row for lane in lanes for row in ledger.claim_due(conn, utcnow(), 60, 1000, lane)]
 
     def claim_due_ids(self, lanes=("pending", "retrying")):
         return [row.id for row in self.claim_due(lanes)]
@@ -111,7 +115,7 @@ class Ops:
 
     def claim(self, ids):
         with self.engine.begin() as conn:
-            return [row.id for row in queries.claim(conn, ids, utcnow(), 60)]
+            return [row.id for row in ledger.claim(conn, ids, utcnow(), 60)]
 
 
 @pytest.fixture
@@ -126,7 +130,7 @@ def hook(hook_type, endpoint):
 
 
 def group(tenant, *hook_specs, name="CRM", **extra):
-    return tenant.create_group({"name": name, "hooks": [hook(t, e) for t, e in hook_specs], **extra})
+    return tenant.create({"name": name, "hooks": [hook(t, e) for t, e in hook_specs], **extra})
 
 
 def auth(peer):
@@ -145,7 +149,7 @@ def test_the_log_shows_every_attempt_with_the_receivers_answer(ops, peer):
     ])
     peer.routes["/crm"] = lambda recorded: next(answers)
     peer.routes["/oauth"] = token_route()
-    group_id = ops.owner.create_group({"name": "CRM", "authentication": auth(peer),
+    group_id = ops.owner.create({"name": "CRM", "authentication": auth(peer),
                                  "hooks": [hook("order_created", peer.url("/crm"))]})
     (delivery_id,) = ops.emit("order_created", 42)
     for _ in range(3):
@@ -247,7 +251,7 @@ def test_redelivery_starts_a_new_series_with_the_same_payload_and_webhook_id(ops
     row = ops.row(delivery_id)
     assert (row.status, row.attempts) == ("dead", 2 * MAX_ATTEMPTS)
     with ops.engine.connect() as conn:
-        assert [a.number for a in queries.attempts_of(conn, delivery_id)] == list(range(1, 2 * MAX_ATTEMPTS + 1))
+        assert [a.number for a in delivery_log.attempts_of(conn, delivery_id)] == list(range(1, 2 * MAX_ATTEMPTS + 1))
 
     status["code"] = 200
     ops.ok(ops.post(f"/v1/deliveries/{delivery_id}/redeliver"), 202)
@@ -396,7 +400,7 @@ def test_410_disables_the_hook_its_deliveries_wait_and_enable_sends_them(ops, pe
     listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]["hooks"]
     assert (listed[0]["disabled"], listed[0]["disabled_reason"]) == (True, "the receiver answered 410 Gone")
     assert "disabled" not in listed[1] and "disabled_reason" not in listed[1]
-    team_listing = ops.ok(ops.owner.list_groups())["_embedded"]["webhooks"][0]["hooks"]
+    team_listing = ops.ok(ops.owner.list())["_embedded"]["webhooks"][0]["hooks"]
     assert [h.get("disabled", False) for h in team_listing] == [True, False]
 
     # a new trigger makes a skipped delivery for the disabled hook: recorded, not sent, not lost
@@ -444,7 +448,7 @@ def test_enabling_brings_a_long_backoff_forward_but_keeps_paced_rows_paced(ops):
     ops.set([paced], next_attempt_at=later, source="init")
     hook_id = ops.row(retrying).hook_id
     with ops.engine.begin() as conn:
-        queries.disable_hooks(conn, [hook_id], "test", utcnow())
+        hook_health.disable_hooks(conn, [hook_id], "test", utcnow())
     ops.ok(ops.post(f"/v1/webhooks/{group_id}/hooks/0/enable"))
     assert ops.row(retrying).next_attempt_at <= utcnow()
     assert ops.row(paced).next_attempt_at == later
@@ -453,8 +457,8 @@ def test_enabling_brings_a_long_backoff_forward_but_keeps_paced_rows_paced(ops):
 def test_a_listed_group_with_a_disabled_hook_can_be_posted_back(ops):
     group_id = group(ops.owner, ("order_created", "https://crm.example/a"))
     with ops.engine.begin() as conn:
-        hook_id = queries.hooks_of(conn, [group_id])[group_id][0].id
-        queries.disable_hooks(conn, [hook_id], "test", utcnow())
+        hook_id = groups.hooks_of(conn, [group_id])[group_id][0].id
+        hook_health.disable_hooks(conn, [hook_id], "test", utcnow())
     listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]
     assert listed["hooks"][0]["disabled"] is True
     response = ops.owner.client.put(f"/v1/webhooks/{group_id}", json=listed, headers=ops.owner.headers())
@@ -470,7 +474,7 @@ SIGNING = "whsec_" + base64.b64encode(b"n" * 32).decode()
 
 def notified(ops, group_id):
     with ops.engine.connect() as conn:
-        return queries.notifications_of(conn, group_id)
+        return outbox.notifications_of(conn, group_id)
 
 
 def verify(recorded):
@@ -494,7 +498,7 @@ def test_notify_url_needs_a_signing_secret_and_is_listed_back(ops, peer):
                                                dict(config, signing_secret=SIGNING, notify_url=bad)), 400)
         assert "notify_url" in error["errors"]
 
-    group_id = ops.owner.create_group(dict(config, signing_secret=SIGNING))
+    group_id = ops.owner.create(dict(config, signing_secret=SIGNING))
     listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]
     assert (listed["notify_url"], listed["signing_secret"]) == ("https://ops.example/alerts", "********")
     # the listing posted back keeps both; dropping the secret but not the notify_url is refused
@@ -598,7 +602,7 @@ def test_a_hook_failing_every_attempt_for_disable_after_is_disabled_by_the_sweep
                      ("order_updated", "https://crm.example/c"), signing_secret=SIGNING,
                      notify_url=peer.url("/notify"))
     with ops.engine.connect() as conn:
-        flaky, quiet, young = [h.id for h in queries.hooks_of(conn, [group_id])[group_id]]
+        flaky, quiet, young = [h.id for h in groups.hooks_of(conn, [group_id])[group_id]]
 
     def health(hook_id):
         with ops.engine.connect() as conn:
@@ -616,10 +620,10 @@ def test_a_hook_failing_every_attempt_for_disable_after_is_disabled_by_the_sweep
     # ... one HEALTH_GRANULARITY after the last recorded failure does
     with ops.engine.begin() as conn:
         conn.execute(sa.update(hooks).where(hooks.c.id == flaky).values(
-            failing_since=started - queries.HEALTH_GRANULARITY, last_failure_at=started - queries.HEALTH_GRANULARITY))
+            failing_since=started - hook_health.HEALTH_GRANULARITY, last_failure_at=started - hook_health.HEALTH_GRANULARITY))
     (another,) = [i for i in ops.emit("order_created", 3) if ops.row(i).endpoint == peer.url("/flaky")]
     ops.deliver([another])
-    assert health(flaky).failing_since == started - queries.HEALTH_GRANULARITY
+    assert health(flaky).failing_since == started - hook_health.HEALTH_GRANULARITY
     assert health(flaky).last_failure_at > started
     answers["code"] = 200
     ops.deliver([first])
@@ -774,7 +778,7 @@ def tenants(ops):
     ops.set([delivery_id], status="dead", attempts=10)
     hook_id = ops.row(delivery_id).hook_id
     with ops.engine.begin() as conn:
-        queries.disable_hooks(conn, [hook_id], "test", utcnow())
+        hook_health.disable_hooks(conn, [hook_id], "test", utcnow())
     return types.SimpleNamespace(
         owner=owner, group_id=group_id, delivery_id=delivery_id,
         member=ops.tenant_factory(role="team_member", organization_id=owner.organization_id, team_id=owner.team_id),

@@ -12,7 +12,10 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from doo_webhooks.cli import main
-from storage import queries
+from storage import delivery_log
+from storage import groups
+from storage import ledger
+from storage import tenancy
 from storage.db import engine_for
 from storage.db import utcnow
 from storage.migrate import upgrade
@@ -54,8 +57,8 @@ def test_0002_keeps_existing_deliveries_and_matches_the_tables(fresh_url):
     engine = engine_for(fresh_url)
     now = utcnow()
     with engine.begin() as conn:  # a ledger written before 0002 (no attempt_base, no source)
-        org = queries.create_organization(conn, "Org", now)
-        team = queries.create_team(conn, org, "Team", now)
+        org = tenancy.create_organization(conn, "Org", now)
+        team = tenancy.create_team(conn, org, "Team", now)
         conn.execute(sa.text(
             "INSERT INTO webhook_groups (id, organization_id, team_id, name, created_at, updated_at) "
             "VALUES ('g', :org, :team, 'g', :now, :now)"), {"org": org, "team": team, "now": now})
@@ -74,7 +77,7 @@ def test_0002_keeps_existing_deliveries_and_matches_the_tables(fresh_url):
 
     upgrade(fresh_url)
     with engine.connect() as conn:
-        row = queries.delivery(conn, "d")
+        row = delivery_log.delivery(conn, "d")
         assert (row.attempts, row.attempt_base, row.source) == (10, 0, "trigger")
         # what the migrations build is what storage.tables describes
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
@@ -100,10 +103,10 @@ class Cli:
         monkeypatch.setattr(StreamPublisher, "nudge", lambda publisher: self.nudges.append(publisher.broker_url))
         now = utcnow()
         with self.engine.begin() as conn:
-            self.organization_id = queries.create_organization(conn, "Org", now)
-            self.team_id = queries.create_team(conn, self.organization_id, "Team", now)
+            self.organization_id = tenancy.create_organization(conn, "Org", now)
+            self.team_id = tenancy.create_team(conn, self.organization_id, "Team", now)
             self.group_id = str(uuid.uuid4())
-            queries.insert_group(conn, {
+            groups.insert_group(conn, {
                 "id": self.group_id, "organization_id": self.organization_id, "team_id": self.team_id,
                 "name": "CRM", "created_at": now, "updated_at": now,
             }, [{"type": t, "type_key": t, "method": "POST", "endpoint": "https://crm.example/a"}
@@ -178,7 +181,7 @@ def test_dead_letters_list_and_replay_leave_the_sending_to_the_workers(cli):
         rows = {row.id: row for row in conn.execute(sa.select(deliveries))}
         assert all((rows[i].status, rows[i].attempt_base) == ("pending", 10) for i in ids)
         # the workers' send loops claim them, one at a time per entity and endpoint, in order
-        assert {r.id for r in queries.claim_due(conn, utcnow(), 60, 100, "pending")} == {ids[0], ids[2]}
+        assert {r.id for r in ledger.claim_due(conn, utcnow(), 60, 100, "pending")} == {ids[0], ids[2]}
 
     cli.set([ids[1]], status="delivered")
     assert cli.json("deliveries", "redeliver", ids[1])["status"] == "pending"

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from storage import queries
+import storage.ledger
+from storage import hook_health
 from storage.db import engine_for
 from test_ledger import T0
 from test_ledger import Ledger
@@ -27,8 +28,8 @@ def test_a_delivery_given_back_has_its_attempt_back_and_waits_its_turn(ledger):
     claimed = {row.id: row for row in ledger.claim([retrying, fresh], T0)}
     assert claimed[retrying].attempts == 4
     with ledger.engine.begin() as conn:
-        queries.give_back(conn, [(retrying, "retrying", 4, T0 + seconds(2)),
-                                 (fresh, "pending", 1, T0 + seconds(3))], T0)
+        storage.ledger.give_back(conn, [(retrying, "retrying", 4, T0 + seconds(2)),
+                                        (fresh, "pending", 1, T0 + seconds(3))], T0)
     assert (ledger.row(retrying).status, ledger.row(retrying).attempts) == ("retrying", 3)
     assert (ledger.row(fresh).status, ledger.row(fresh).attempts) == ("pending", 0)
     assert ledger.row(fresh).lease_until is None
@@ -43,7 +44,7 @@ def test_giving_back_a_row_someone_else_settled_changes_nothing(ledger):
     ledger.expire(T0 + seconds(3600))  # the lease ran out: the scheduler took it back
     taken_back = ledger.row(delivery)
     with ledger.engine.begin() as conn:
-        queries.give_back(conn, [(delivery, "pending", 1, T0 + seconds(5))], T0)
+        storage.ledger.give_back(conn, [(delivery, "pending", 1, T0 + seconds(5))], T0)
     assert ledger.row(delivery) == taken_back
 
 
@@ -52,7 +53,7 @@ def test_a_paused_endpoint_is_not_claimed_until_its_pause_ends(ledger):
     other_group = ledger.group()
     elsewhere = ledger.delivery(group_id=other_group, endpoint="https://crm.example/in")
     with ledger.engine.begin() as conn:
-        queries.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(30))], T0)
+        hook_health.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(30))], T0)
     # the pause is the group's endpoint's: the same URL in another group goes on
     assert ledger.claim_due(T0) == [elsewhere]
     assert ledger.row(paused).next_attempt_at == T0 + seconds(30)  # moved to the pause's end
@@ -64,8 +65,8 @@ def test_a_paused_endpoint_is_not_claimed_until_its_pause_ends(ledger):
 def test_a_shorter_pause_never_shortens_a_longer_one(ledger):
     delivery = ledger.delivery()
     with ledger.engine.begin() as conn:
-        queries.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(60))], T0)
-        queries.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(5))], T0)
+        hook_health.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(60))], T0)
+        hook_health.pause_endpoints(conn, [(ledger.group_id, "https://crm.example/in", T0 + seconds(5))], T0)
     assert ledger.claim_due(T0 + seconds(59)) == []
     assert ledger.claim_due(T0 + seconds(60)) == [delivery]
 

@@ -1,7 +1,7 @@
 """Direct writes to the ledger, for states the API rightly refuses to create."""
 
 from app.groups import new_group_id
-from storage import queries
+from storage import groups
 from storage.db import utcnow
 
 
@@ -12,5 +12,5 @@ def insert_group(engine, tenant, hooks):
              "name": "direct", "created_at": now, "updated_at": now}
     rows = [{"type": h["type"], "type_key": h["type"], "method": "POST", "endpoint": h["endpoint"]} for h in hooks]
     with engine.begin() as conn:
-        queries.insert_group(conn, group, rows)
+        groups.insert_group(conn, group, rows)
     return group_id

@@ -117,8 +117,8 @@ class Ledger:
 
 
 def test_ledger_collector_reads_at_scrape_time_and_survives_failures(monkeypatch, caplog):
-    from storage import queries
-    monkeypatch.setattr(queries, "due_backlog", lambda conn, now: conn.due)
+    from storage import ledger
+    monkeypatch.setattr(ledger, "due_backlog", lambda conn, now: conn.due)
     text, _ = metrics.exposition([metrics.LedgerCollector(Ledger(7), lambda: {"triggers": 2, "deliveries": 5})])
     text = text.decode()
     assert metric(text, "doo_webhooks_deliveries_due") == 7
