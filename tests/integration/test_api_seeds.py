@@ -10,16 +10,16 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from api_helpers import SEED_SECRET
-from api_helpers import TenantFactory
-from api_helpers import assert_error_envelope
-from api_helpers import graphql_config
-from api_helpers import graphql_hook
-from api_helpers import seed_config
 from schemas.types import TYPES
 from storage import tenancy
 from storage.tables import hooks as hooks_table
 from storage.tables import webhook_groups
+from tests.support.api import assert_error_envelope
+from tests.support.seeds import SEED_SECRET
+from tests.support.seeds import graphql_config
+from tests.support.seeds import graphql_hook
+from tests.support.seeds import seed_config
+from tests.support.tenants import new_tenant
 
 HOST = "http://localhost"
 MASK = "********"
@@ -77,7 +77,7 @@ def test_each_oauth_call_gives_a_new_token(tenant):
     assert first != second
     for token in (first, second):
         tenant.access_token = token
-        assert tenant.list().status_code == 200
+        assert tenant.list_groups().status_code == 200
 
 
 @pytest.mark.parametrize("case", ["bad_secret", "bad_client_id", "unknown_api_key", "missing_api_key",
@@ -141,7 +141,7 @@ def test_create_the_seed_default_case(app, client, tenant):
 
 
 def test_created_group_reads_back_as_configured_with_the_secret_masked(client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     response = client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers())
     assert response.status_code == 200
     assert_no_secret(response)
@@ -154,16 +154,16 @@ def test_created_group_reads_back_as_configured_with_the_secret_masked(client, t
 
 
 def test_create_answers_the_id_of_a_new_group_each_time(tenant):
-    ids = {tenant.create() for _ in range(3)}
+    ids = {tenant.create_group() for _ in range(3)}
     assert len(ids) == 3
-    assert tenant.list().get_json()["total_items"] == 3
+    assert tenant.list_groups().get_json()["total_items"] == 3
 
 
 # --- list ----------------------------------------------------------------------------------
 
 def test_list_is_hal_as_in_the_seed(client, tenant):
-    group_id = tenant.create()
-    response = tenant.list()
+    group_id = tenant.create_group()
+    response = tenant.list_groups()
     assert response.status_code == 200
     assert_no_secret(response)
     body = response.get_json()
@@ -186,7 +186,7 @@ def test_list_is_hal_as_in_the_seed(client, tenant):
 
 
 def test_an_empty_list_has_one_empty_page(tenant):
-    body = tenant.list().get_json()
+    body = tenant.list_groups().get_json()
     assert body["_embedded"] == {"webhooks": []}
     assert (body["page_count"], body["page_size"], body["total_items"], body["page"]) == (1, 25, 0, 1)
     assert "next" not in body["_links"] and "prev" not in body["_links"]
@@ -197,16 +197,16 @@ def test_list_pages_through_thirty_groups(tenant):
     for i in range(30):
         config = seed_config()
         config["name"] = f"group {i:02d}"
-        created.append(tenant.create(config))
+        created.append(tenant.create_group(config))
     base = f"{HOST}/v1/team/{tenant.team_id}/webhooks"
 
-    first = tenant.list().get_json()
+    first = tenant.list_groups().get_json()
     assert (first["page_count"], first["page_size"], first["total_items"], first["page"]) == (2, 25, 30, 1)
     assert first["_links"] == {"self": {"href": f"{base}?page=1"}, "first": {"href": base},
                                "last": {"href": f"{base}?page=2"}, "next": {"href": f"{base}?page=2"}}
     assert len(first["_embedded"]["webhooks"]) == 25
 
-    second = tenant.list(page=2).get_json()
+    second = tenant.list_groups(page=2).get_json()
     assert (second["page_count"], second["page_size"], second["total_items"], second["page"]) == (2, 25, 30, 2)
     assert second["_links"] == {"self": {"href": f"{base}?page=2"}, "first": {"href": base},
                                 "last": {"href": f"{base}?page=2"}, "prev": {"href": f"{base}?page=1"}}
@@ -216,11 +216,11 @@ def test_list_pages_through_thirty_groups(tenant):
     listed = [item["id"] for item in first["_embedded"]["webhooks"] + second["_embedded"]["webhooks"]]
     assert listed == created
 
-    everything = tenant.list(page_size=100).get_json()
+    everything = tenant.list_groups(page_size=100).get_json()
     assert (everything["page_count"], everything["page_size"], everything["total_items"]) == (1, 100, 30)
     assert [item["id"] for item in everything["_embedded"]["webhooks"]] == created
 
-    past_the_end = tenant.list(page=3).get_json()
+    past_the_end = tenant.list_groups(page=3).get_json()
     assert past_the_end["_embedded"]["webhooks"] == []
     assert past_the_end["_links"]["prev"] == {"href": f"{base}?page=2"}
     assert "next" not in past_the_end["_links"]
@@ -234,14 +234,14 @@ def test_list_pages_through_thirty_groups(tenant):
     ({"page": "abc"}, "page"),
 ])
 def test_list_refuses_bad_paging_with_400(tenant, params, field):
-    error = assert_error_envelope(tenant.list(**params), 400)
+    error = assert_error_envelope(tenant.list_groups(**params), 400)
     assert field in error["errors"]
 
 
 def test_graphql_hooks_are_listed_with_hashed_types(tenant):
     config = graphql_config()
-    group_id = tenant.create(config)
-    response = tenant.list()
+    group_id = tenant.create_group(config)
+    response = tenant.list_groups()
     assert_no_secret(response)
     [item] = response.get_json()["_embedded"]["webhooks"]
     assert item["id"] == group_id
@@ -258,8 +258,8 @@ def test_two_graphql_hooks_of_one_type_stay_distinct(app, tenant):
     other_body = config["hooks"][0]["origin"]["body"].replace("title", "title startDate")
     config["hooks"] = [graphql_hook("event_created", config["hooks"][0]["origin"]["body"]),
                        graphql_hook("event_created", other_body)]
-    group_id = tenant.create(config)
-    [item] = tenant.list().get_json()["_embedded"]["webhooks"]
+    group_id = tenant.create_group(config)
+    [item] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     first, second = (hook["type"] for hook in item["hooks"])
     assert first != second
     assert first.startswith("event_created_") and second.startswith("event_created_")
@@ -272,8 +272,8 @@ def test_two_graphql_hooks_of_one_type_stay_distinct(app, tenant):
 def test_on_prefixed_type_is_stored_without_it(app, tenant):
     config = seed_config()
     config["hooks"] = [{"type": "on_order_created", "method": "POST", "endpoint": "https://requestb.in/123"}]
-    group_id = tenant.create(config)
-    [item] = tenant.list().get_json()["_embedded"]["webhooks"]
+    group_id = tenant.create_group(config)
+    [item] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     assert [hook["type"] for hook in item["hooks"]] == ["order_created"]
     with app.extensions["doo_webhooks"].engine.begin() as conn:
         row = conn.execute(sa.select(hooks_table).where(hooks_table.c.group_id == group_id)).one()
@@ -283,33 +283,33 @@ def test_on_prefixed_type_is_stored_without_it(app, tenant):
 # --- delete --------------------------------------------------------------------------------
 
 def test_delete_as_in_the_seed_curl(client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     # doo's curl sends only x-api-key and Content-Type
     response = client.delete(f"/v1/webhooks/{group_id}",
                              headers={"x-api-key": tenant.api_key, "Content-Type": "application/json"})
     assert response.status_code == 204
     assert response.get_data() == b""
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
     assert_error_envelope(client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()), 404)
 
 
 def test_delete_with_a_valid_bearer_token_too(client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     response = client.delete(f"/v1/webhooks/{group_id}", headers=tenant.headers())
     assert response.status_code == 204 and response.get_data() == b""
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
 
 
 def test_delete_of_an_unknown_id_is_204_too(client, tenant):
-    kept = tenant.create()
+    kept = tenant.create_group()
     for unknown in (str(uuid.uuid4()), "not-even-a-uuid"):
         response = client.delete(f"/v1/webhooks/{unknown}", headers={"x-api-key": tenant.api_key})
         assert response.status_code == 204 and response.get_data() == b""
-    assert [item["id"] for item in tenant.list().get_json()["_embedded"]["webhooks"]] == [kept]
+    assert [item["id"] for item in tenant.list_groups().get_json()["_embedded"]["webhooks"]] == [kept]
 
 
 def test_delete_twice_is_204_twice(client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     for _ in range(2):
         response = client.delete(f"/v1/webhooks/{group_id}", headers={"x-api-key": tenant.api_key})
         assert response.status_code == 204
@@ -317,11 +317,11 @@ def test_delete_twice_is_204_twice(client, tenant):
 
 def test_delete_of_another_organizations_group_is_204_and_deletes_nothing(client, tenant_factory):
     owner, stranger = tenant_factory(), tenant_factory()
-    group_id = owner.create()
+    group_id = owner.create_group()
     response = client.delete(f"/v1/webhooks/{group_id}", headers={"x-api-key": stranger.api_key})
     assert response.status_code == 204 and response.get_data() == b""
     assert client.get(f"/v1/webhooks/{group_id}", headers=owner.headers()).status_code == 200
-    assert owner.list().get_json()["total_items"] == 1
+    assert owner.list_groups().get_json()["total_items"] == 1
 
 
 @pytest.mark.parametrize("headers", [
@@ -330,11 +330,11 @@ def test_delete_of_another_organizations_group_is_204_and_deletes_nothing(client
     "bad_bearer",
 ])
 def test_delete_without_valid_credentials_is_401_and_deletes_nothing(client, tenant, headers):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     if headers == "bad_bearer":
         headers = {"x-api-key": tenant.api_key, "Authorization": "Bearer not-a-token"}
     assert_error_envelope(client.delete(f"/v1/webhooks/{group_id}", headers=headers), 401)
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 # --- organizations ---------------------------------------------------------------------------
@@ -397,9 +397,9 @@ def test_calls_without_both_credentials_are_401(client, tenant, path, case):
 # --- update ----------------------------------------------------------------------------------
 
 def test_put_of_the_listed_object_keeps_the_stored_secret(app, client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     encrypted_before = group_row(app, group_id).client_secret_enc
-    [listed] = tenant.list().get_json()["_embedded"]["webhooks"]
+    [listed] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     assert listed["authentication"]["credentials"]["client_secret"] == MASK
     listed["name"] = "Renamed"
     listed["hooks"] = listed["hooks"][:2]
@@ -417,11 +417,11 @@ def test_put_of_the_listed_object_keeps_the_stored_secret(app, client, tenant):
     assert after["name"] == "Renamed"
     assert [hook["type"] for hook in after["hooks"]] == ["event_created", "event_removed"]
     assert after["authentication"]["credentials"]["client_secret"] == MASK
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 def test_put_with_a_new_secret_replaces_it(app, client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     config = seed_config()
     config["authentication"]["credentials"]["client_secret"] = "a-brand-new-secret"
     response = client.put(f"/v1/webhooks/{group_id}", json=config, headers=tenant.headers())
@@ -433,13 +433,13 @@ def test_put_with_a_new_secret_replaces_it(app, client, tenant):
 
 
 def test_put_of_a_listed_graphql_group_keeps_its_hashed_types(app, client, tenant):
-    group_id = tenant.create(graphql_config())
-    [listed] = tenant.list().get_json()["_embedded"]["webhooks"]
+    group_id = tenant.create_group(graphql_config())
+    [listed] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     types_before = [hook["type"] for hook in listed["hooks"]]
     listed["description"] = "changed"
     response = client.put(f"/v1/webhooks/{group_id}", json=listed, headers=tenant.headers())
     assert response.status_code == 200, response.get_data(as_text=True)
-    [after] = tenant.list().get_json()["_embedded"]["webhooks"]
+    [after] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     assert [hook["type"] for hook in after["hooks"]] == types_before
     assert after["description"] == "changed"
     assert stored_secret(app, group_id) == SEED_SECRET
@@ -448,7 +448,7 @@ def test_put_of_a_listed_graphql_group_keeps_its_hashed_types(app, client, tenan
 def test_put_of_a_masked_secret_without_a_stored_one_is_400(app, client, tenant):
     config = seed_config()
     del config["authentication"]
-    group_id = tenant.create(config)
+    group_id = tenant.create_group(config)
     config = seed_config()
     config["authentication"]["credentials"]["client_secret"] = MASK
     error = assert_error_envelope(client.put(f"/v1/webhooks/{group_id}", json=config, headers=tenant.headers()), 400)
@@ -461,28 +461,28 @@ def test_put_of_an_unknown_group_is_404(client, tenant):
     error = assert_error_envelope(client.put(f"/v1/webhooks/{missing}", json=seed_config(),
                                              headers=tenant.headers()), 404)
     assert missing in error["developer_message"]
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
 
 
 def test_posting_a_listed_object_with_the_masked_secret_is_refused_clearly(client, tenant):
-    tenant.create()
-    [listed] = tenant.list().get_json()["_embedded"]["webhooks"]
+    tenant.create_group()
+    [listed] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     response = client.post(f"/v1/team/{tenant.team_id}/webhooks", json=listed, headers=tenant.headers())
     error = assert_error_envelope(response, 400)
     [message] = error["errors"]["authentication"]["credentials"]["client_secret"]
     assert "masked" in message and "PUT /v1/webhooks/<id>" in message
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 def test_posting_a_listed_object_with_a_real_secret_creates_a_copy(client, tenant):
     """doo's own update recipe: list, adjust, create anew, remove the old one."""
-    old = tenant.create()
-    [listed] = tenant.list().get_json()["_embedded"]["webhooks"]
+    old = tenant.create_group()
+    [listed] = tenant.list_groups().get_json()["_embedded"]["webhooks"]
     listed["authentication"]["credentials"]["client_secret"] = SEED_SECRET
-    new = tenant.create(listed)
+    new = tenant.create_group(listed)
     assert new != old
     assert client.delete(f"/v1/webhooks/{old}", headers={"x-api-key": tenant.api_key}).status_code == 204
-    assert [item["id"] for item in tenant.list().get_json()["_embedded"]["webhooks"]] == [new]
+    assert [item["id"] for item in tenant.list_groups().get_json()["_embedded"]["webhooks"]] == [new]
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -542,7 +542,7 @@ VALIDATION_CASES = [
                          ids=[case[0] for case in VALIDATION_CASES])
 @pytest.mark.parametrize("verb", ["POST", "PUT"])
 def test_invalid_configurations_are_400_with_field_errors(client, tenant, change, path, verb):
-    existing = tenant.create() if verb == "PUT" else None
+    existing = tenant.create_group() if verb == "PUT" else None
     config = seed_config()
     change(config)
     if verb == "POST":
@@ -555,7 +555,7 @@ def test_invalid_configurations_are_400_with_field_errors(client, tenant, change
         assert key in node, (path, error["errors"])
         node = node[key]
     assert node and all(isinstance(message, str) for message in node)
-    assert tenant.list().get_json()["total_items"] == (1 if verb == "PUT" else 0)
+    assert tenant.list_groups().get_json()["total_items"] == (1 if verb == "PUT" else 0)
     if verb == "PUT":  # the stored group is unchanged
         stored = client.get(f"/v1/webhooks/{existing}", headers=tenant.headers()).get_json()["data"]
         assert stored["name"] == "My Test Webhook" and len(stored["hooks"]) == 7
@@ -576,7 +576,7 @@ def test_unknown_type_message_lists_the_valid_types(client, tenant):
 @pytest.mark.parametrize("scope", [{"event_id": 12345}, {"event_id": "12345"}, {"event_guide_id": "guide-7"}])
 def test_one_scope_is_accepted(client, tenant, scope):
     config = dict(seed_config(), **scope)
-    group_id = tenant.create(config)
+    group_id = tenant.create_group(config)
     data = client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()).get_json()["data"]
     [(key, value)] = scope.items()
     assert data[key] == str(value)
@@ -585,7 +585,7 @@ def test_one_scope_is_accepted(client, tenant, scope):
 def test_a_group_without_authentication_is_accepted(client, tenant):
     config = seed_config()
     del config["authentication"]
-    group_id = tenant.create(config)
+    group_id = tenant.create_group(config)
     data = client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()).get_json()["data"]
     assert "authentication" not in data
 
@@ -596,7 +596,7 @@ def test_a_body_that_is_not_json_is_415(client, tenant):
     response = client.post(f"/v1/team/{tenant.team_id}/webhooks", data=json.dumps(seed_config()),
                            headers=tenant.headers(**{"Content-Type": "text/plain"}))
     assert_error_envelope(response, 415)
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
 
 
 def test_a_form_body_is_415(client, tenant):
@@ -614,7 +614,7 @@ def test_invalid_json_is_400(client, tenant, raw):
         assert error["errors"] == {"json": ["Invalid JSON body."]}
     else:
         assert {"name", "hooks"} <= set(error["errors"])
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
 
 
 def test_a_json_array_body_is_400(client, tenant):
@@ -625,7 +625,7 @@ def test_a_json_array_body_is_400(client, tenant):
 def test_a_body_over_max_body_bytes_is_413(make_app):
     app = make_app(max_body_bytes=2048)
     client = app.test_client()
-    tenant = TenantFactory(app, client)()
+    tenant = new_tenant(app, client)
     small = seed_config()
     assert len(json.dumps(small)) < 2048
     assert client.post(f"/v1/team/{tenant.team_id}/webhooks", json=small, headers=tenant.headers()).status_code == 200
@@ -636,7 +636,7 @@ def test_a_body_over_max_body_bytes_is_413(make_app):
     response = client.post(f"/v1/team/{tenant.team_id}/webhooks", json=big, headers=tenant.headers())
     error = assert_error_envelope(response, 413)
     assert "2048" in error["developer_message"]
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 @pytest.mark.parametrize("method, path", [
@@ -647,11 +647,11 @@ def test_a_body_over_max_body_bytes_is_413(make_app):
     ("POST", "/v1/organizers/current/organizations"),
 ])
 def test_a_wrong_method_is_405(client, tenant, method, path):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     response = client.open(path.format(group=group_id, team=tenant.team_id), method=method, headers=tenant.headers())
     assert_error_envelope(response, 405)
     assert response.headers.get("Allow")
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 @pytest.mark.parametrize("path", ["/v1/nothing", "/v1/team/abc/webhooks", "/team/1/webhooks", "/"])
@@ -669,11 +669,11 @@ def test_secrets_never_appear_in_answers(client, tenant):
     """Walk every answer a tenant can get about its groups and search the raw text."""
     signing = "whsec_" + "A" * 43 + "="
     config = dict(graphql_config(), signing_secret=signing)
-    group_id = tenant.create(config)
-    plain_id = tenant.create()
+    group_id = tenant.create_group(config)
+    plain_id = tenant.create_group()
     answers = [
-        tenant.list(),
-        tenant.list(page_size=100),
+        tenant.list_groups(),
+        tenant.list_groups(page_size=100),
         client.get(f"/v1/webhooks/{group_id}", headers=tenant.headers()),
         client.get(f"/v1/webhooks/{plain_id}", headers=tenant.headers()),
         client.put(f"/v1/webhooks/{group_id}",
@@ -703,13 +703,13 @@ def test_unreadable_json_is_400_not_500(client, tenant, raw, reason):
                            headers=tenant.headers(**{"Content-Type": "application/json"}))
     error = assert_error_envelope(response, 400)
     assert reason in error["developer_message"]
-    assert tenant.list().get_json()["total_items"] == 0
+    assert tenant.list_groups().get_json()["total_items"] == 0
 
 
 def test_json_nested_as_deep_as_a_real_configuration_is_fine(tenant):
     config = seed_config()
     config["id"] = [[[[[["deep but harmless"]]]]]]  # read and ignored, like a listing's id
-    tenant.create(config)
+    tenant.create_group(config)
 
 
 @pytest.mark.parametrize("path, value", [
@@ -722,7 +722,7 @@ def test_json_nested_as_deep_as_a_real_configuration_is_fine(tenant):
 @pytest.mark.parametrize("verb", ["POST", "PUT"])
 def test_nul_characters_are_refused_with_a_field_error(client, tenant, path, value, verb):
     """PostgreSQL text cannot hold NUL: refused up front instead of failing at the INSERT."""
-    existing = tenant.create()
+    existing = tenant.create_group()
     config = seed_config()
     _set(path, value)(config)
     if verb == "POST":
@@ -734,18 +734,18 @@ def test_nul_characters_are_refused_with_a_field_error(client, tenant, path, val
     for key in path:
         node = node[key]
     assert node
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 def test_ids_with_nul_characters_are_missing_not_500(client, tenant):
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     nul_id = "%00" + group_id
     assert_error_envelope(client.get(f"/v1/webhooks/{nul_id}", headers=tenant.headers()), 404)
     assert_error_envelope(client.put(f"/v1/webhooks/{nul_id}", json=seed_config(), headers=tenant.headers()), 404)
     response = client.delete(f"/v1/webhooks/{nul_id}", headers={"x-api-key": tenant.api_key})
     assert response.status_code == 204 and response.get_data() == b""
     assert_error_envelope(client.get(f"/v1/triggers/{nul_id}", headers=tenant.headers()), 404)
-    assert tenant.list().get_json()["total_items"] == 1
+    assert tenant.list_groups().get_json()["total_items"] == 1
 
 
 @pytest.mark.parametrize("client_id", ["dc_é", "\x00", "ДОО"], ids=["latin", "nul", "cyrillic"])

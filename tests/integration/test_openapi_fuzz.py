@@ -23,11 +23,6 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
-from api_helpers import EVENT_BODY
-from api_helpers import RecordingPublisher
-from api_helpers import TenantFactory
-from api_helpers import create_platform_key
-from api_helpers import graphql_config
 from app import create_app
 from doo_webhooks.settings import from_env
 from schemas.types import RESOURCES
@@ -35,6 +30,11 @@ from schemas.types import TYPES
 from storage import triggers
 from storage.db import utcnow
 from storage.migrate import upgrade
+from tests.support.api import RecordingPublisher
+from tests.support.api import create_platform_key
+from tests.support.seeds import EVENT_BODY
+from tests.support.seeds import graphql_config
+from tests.support.tenants import new_tenant
 from workers.fanout import fan_out
 
 TEST_KEY = "LQwtSIAHezKh40ehoYvtu0Me8cfhWcc7LuQq-QFGc2Q="  # a valid Fernet key, for tests only
@@ -85,9 +85,9 @@ def world(tmp_path_factory):
         "DOO_WEBHOOKS_LOG_FORMAT": "text",
     })
     app = create_app(settings, publisher=RecordingPublisher())
-    tenant = TenantFactory(app, app.test_client())()
+    tenant = new_tenant(app, app.test_client())
     engine = app.extensions["doo_webhooks"].engine
-    group_id = tenant.create(graphql_config())
+    group_id = tenant.create_group(graphql_config())
     now = utcnow()
     with engine.begin() as conn:
         triggers.store_trigger(conn, {

@@ -18,7 +18,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from api_helpers import assert_error_envelope
 from schemas.types import TYPES
 from storage import delivery_log
 from storage import groups
@@ -30,6 +29,7 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import notifications as notification_table
 from storage.tables import triggers
+from tests.support.api import assert_error_envelope
 from tests.support.servers import Peer
 from tests.support.servers import token_route
 from workers import delivery as engine_delivery
@@ -130,7 +130,7 @@ def hook(hook_type, endpoint):
 
 
 def group(tenant, *hook_specs, name="CRM", **extra):
-    return tenant.create({"name": name, "hooks": [hook(t, e) for t, e in hook_specs], **extra})
+    return tenant.create_group({"name": name, "hooks": [hook(t, e) for t, e in hook_specs], **extra})
 
 
 def auth(peer):
@@ -149,7 +149,7 @@ def test_the_log_shows_every_attempt_with_the_receivers_answer(ops, peer):
     ])
     peer.routes["/crm"] = lambda recorded: next(answers)
     peer.routes["/oauth"] = token_route()
-    group_id = ops.owner.create({"name": "CRM", "authentication": auth(peer),
+    group_id = ops.owner.create_group({"name": "CRM", "authentication": auth(peer),
                                  "hooks": [hook("order_created", peer.url("/crm"))]})
     (delivery_id,) = ops.emit("order_created", 42)
     for _ in range(3):
@@ -400,7 +400,7 @@ def test_410_disables_the_hook_its_deliveries_wait_and_enable_sends_them(ops, pe
     listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]["hooks"]
     assert (listed[0]["disabled"], listed[0]["disabled_reason"]) == (True, "the receiver answered 410 Gone")
     assert "disabled" not in listed[1] and "disabled_reason" not in listed[1]
-    team_listing = ops.ok(ops.owner.list())["_embedded"]["webhooks"][0]["hooks"]
+    team_listing = ops.ok(ops.owner.list_groups())["_embedded"]["webhooks"][0]["hooks"]
     assert [h.get("disabled", False) for h in team_listing] == [True, False]
 
     # a new trigger makes a skipped delivery for the disabled hook: recorded, not sent, not lost
@@ -498,7 +498,7 @@ def test_notify_url_needs_a_signing_secret_and_is_listed_back(ops, peer):
                                                dict(config, signing_secret=SIGNING, notify_url=bad)), 400)
         assert "notify_url" in error["errors"]
 
-    group_id = ops.owner.create(dict(config, signing_secret=SIGNING))
+    group_id = ops.owner.create_group(dict(config, signing_secret=SIGNING))
     listed = ops.ok(ops.get(f"/v1/webhooks/{group_id}"))["data"]
     assert (listed["notify_url"], listed["signing_secret"]) == ("https://ops.example/alerts", "********")
     # the listing posted back keeps both; dropping the secret but not the notify_url is refused

@@ -10,19 +10,20 @@ import uuid
 
 import pytest
 
-from api_helpers import assert_error_envelope
-from api_helpers import seed_config
 from doo_webhooks.crypto import digest
 from doo_webhooks.crypto import new_secret
 from storage import tenancy
 from storage import triggers
 from storage.db import utcnow
+from tests.support.api import assert_error_envelope
+from tests.support.seeds import seed_config
+from tests.support.tenants import new_tenant
 
 
 @pytest.fixture
 def world(tenant_factory):
     owner = tenant_factory()
-    group_id = owner.create()
+    group_id = owner.create_group()
     return {
         "owner": owner,
         "group_id": group_id,
@@ -73,7 +74,7 @@ def test_access_matrix(client, world, actor, operation, status):
 
     may_write = actor in ("owner", "member")
     stored = client.get(f"/v1/webhooks/{group_id}", headers=owner.headers())
-    listing = owner.list().get_json()
+    listing = owner.list_groups().get_json()
     if operation == "delete" and may_write:
         assert response.get_data() == b""
         assert_error_envelope(stored, 404)
@@ -90,7 +91,7 @@ def test_access_matrix(client, world, actor, operation, status):
         assert group_id in text and "super-strong-secret" not in text
     if actor == "other_org":
         # and nothing of the owner's landed in the stranger's organization
-        assert world["other_org"].list().get_json()["total_items"] == 0
+        assert world["other_org"].list_groups().get_json()["total_items"] == 0
 
 
 def test_another_organizations_group_is_indistinguishable_from_a_missing_one(client, world):
@@ -122,36 +123,36 @@ def test_two_teams_of_one_organization_see_the_same_groups(client, tenant_factor
     first = tenant_factory()
     second = tenant_factory(organization_id=first.organization_id)  # a new team in the same organization
     assert first.team_id != second.team_id
-    a = first.create()
-    b = second.create()
+    a = first.create_group()
+    b = second.create_group()
     for tenant in (first, second):
-        listed = [item["id"] for item in tenant.list().get_json()["_embedded"]["webhooks"]]
+        listed = [item["id"] for item in tenant.list_groups().get_json()["_embedded"]["webhooks"]]
         assert listed == [a, b]
     # the organization owns the groups: the other team may change and delete them
     changed = _changed()
     assert client.put(f"/v1/webhooks/{a}", json=changed, headers=second.headers()).status_code == 200
     assert client.get(f"/v1/webhooks/{a}", headers=first.headers()).get_json()["data"]["name"] == changed["name"]
     assert client.delete(f"/v1/webhooks/{b}", headers={"x-api-key": first.api_key}).status_code == 204
-    assert [item["id"] for item in second.list().get_json()["_embedded"]["webhooks"]] == [a]
+    assert [item["id"] for item in second.list_groups().get_json()["_embedded"]["webhooks"]] == [a]
 
 
 def test_one_organizer_sees_its_organization_through_any_of_its_teams(tenant_factory):
     tenant = tenant_factory()
     other_team = tenant.add_team()
-    group_id = tenant.create()
+    group_id = tenant.create_group()
     for team_id in (tenant.team_id, other_team):
-        assert [i["id"] for i in tenant.list(team_id=team_id).get_json()["_embedded"]["webhooks"]] == [group_id]
+        assert [i["id"] for i in tenant.list_groups(team_id=team_id).get_json()["_embedded"]["webhooks"]] == [group_id]
 
 
 def test_a_token_only_works_with_its_own_api_key(client, tenant_factory):
     a, b = tenant_factory(), tenant_factory()
-    b.create()
+    b.create_group()
     mixed = {"x-api-key": b.api_key, "Authorization": f"Bearer {a.access_token}"}
     for path in (f"/v1/team/{b.team_id}/webhooks", f"/v1/team/{a.team_id}/webhooks",
                  "/v1/organizers/current/organizations"):
         assert_error_envelope(client.get(path, headers=mixed), 401)
     assert_error_envelope(client.post(f"/v1/team/{b.team_id}/webhooks", json=seed_config(), headers=mixed), 401)
-    assert b.list().get_json()["total_items"] == 1
+    assert b.list_groups().get_json()["total_items"] == 1
 
 
 def _store_token(tenant, expires_at):
@@ -167,7 +168,7 @@ def _store_token(tenant, expires_at):
 def test_expired_tokens_are_refused(client, tenant_factory, delta, status):
     tenant = tenant_factory(login=False)
     tenant.access_token = _store_token(tenant, utcnow() + delta)
-    response = tenant.list()
+    response = tenant.list_groups()
     if status == 401:
         assert_error_envelope(response, 401)
     else:
@@ -175,13 +176,12 @@ def test_expired_tokens_are_refused(client, tenant_factory, delta, status):
 
 
 def test_a_token_issued_with_a_zero_lifetime_is_already_expired(make_app):
-    from api_helpers import TenantFactory
     app = make_app(access_token_ttl=0)
     client = app.test_client()
-    tenant = TenantFactory(app, client)()
+    tenant = new_tenant(app, client)
     assert client.post("/v1/oauth", json=tenant.token_request(),
                        headers={"x-api-key": tenant.api_key}).get_json()["data"]["expires_in"] == 0
-    assert_error_envelope(tenant.list(), 401)
+    assert_error_envelope(tenant.list_groups(), 401)
 
 
 def test_a_revoked_credential_loses_its_tokens(client, tenant_factory):
@@ -189,11 +189,11 @@ def test_a_revoked_credential_loses_its_tokens(client, tenant_factory):
 
     from storage.tables import credentials
     tenant = tenant_factory()
-    assert tenant.list().status_code == 200
+    assert tenant.list_groups().status_code == 200
     with tenant.engine.begin() as conn:
         conn.execute(sa.update(credentials).where(credentials.c.id == tenant.credential_id)
                      .values(revoked_at=utcnow()))
-    assert_error_envelope(tenant.list(), 401)
+    assert_error_envelope(tenant.list_groups(), 401)
 
 
 def _store_trigger(tenant, trigger_id):

@@ -1,40 +1,101 @@
-"""A tenant for tests: organization, team, organizer, credentials and a live access token."""
+"""A tenant for tests, in every tier: organization, team, organizer with a role, credentials, a live token.
 
+``new_tenant`` builds one the way ``doo-webhooks admin`` does (the api key and the client secret are
+stored as ``doo_webhooks.crypto.digest``), then it gets its access token through ``POST /v1/oauth``
+with the Flask test client, like any API user. The integration tests reach it as the
+``tenant_factory`` fixture, e2e and fault tests as ``Pipeline.tenant``.
+"""
+
+import dataclasses
 import itertools
 
 from doo_webhooks.crypto import digest
+from doo_webhooks.crypto import new_secret
 from storage import tenancy
 from storage.db import utcnow
+from tests.support.seeds import seed_config
 
 _numbers = itertools.count(1)
 
 
+@dataclasses.dataclass
 class Tenant:
-    def __init__(self, engine, client, role="team_admin", organization_id=None):
-        n = next(_numbers)
-        self.api_key, self.client_id, self.client_secret = f"key-{n}", f"client-{n}", f"secret-{n}"
-        with engine.begin() as conn:
-            now = utcnow()
-            self.organization_id = organization_id or tenancy.create_organization(conn, f"Org {n}", now)
-            self.team_id = tenancy.create_team(conn, self.organization_id, f"Team {n}", now)
-            self.organizer_id = tenancy.create_organizer(conn, f"organizer{n}@example.test", None, now)
-            tenancy.add_membership(conn, self.organizer_id, self.team_id, role)
-            tenancy.create_credentials(conn, self.organizer_id, digest(self.api_key), self.client_id,
-                                       digest(self.client_secret), now)
-        answer = client.post("/v1/oauth", headers={"x-api-key": self.api_key}, json={
-            "client_id": self.client_id, "client_secret": self.client_secret, "grant_type": "client_credentials"})
-        assert answer.status_code == 200, answer.json
-        self.token = answer.json["data"]["access_token"]
-        self.client = client
+    client: object
+    engine: object
+    organization_id: int
+    team_id: int
+    organizer_id: int
+    credential_id: int
+    role: str
+    api_key: str
+    client_id: str
+    client_secret: str
+    organization_name: str = None  # None when the tenant joined an existing organization
+    access_token: str = None
 
-    def headers(self):
-        return {"x-api-key": self.api_key, "Authorization": f"Bearer {self.token}"}
+    def token_request(self, **overrides):
+        body = {"client_id": self.client_id, "client_secret": self.client_secret,
+                "grant_type": "client_credentials"}
+        body.update(overrides)
+        return body
 
-    def create_group(self, config):
-        answer = self.client.post(f"/v1/team/{self.team_id}/webhooks", json=config, headers=self.headers())
-        assert answer.status_code == 200, answer.json
-        return answer.json["data"]
+    def login(self):
+        response = self.client.post("/v1/oauth", json=self.token_request(), headers={"x-api-key": self.api_key})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        self.access_token = response.get_json()["data"]["access_token"]
+        return self.access_token
+
+    def headers(self, **extra):
+        headers = {"x-api-key": self.api_key, "Authorization": f"Bearer {self.access_token}"}
+        headers.update(extra)
+        return headers
+
+    # --- conveniences over the API --------------------------------------------------
+
+    def create_group(self, config=None, team_id=None):
+        """Create a webhook group (the seed's default one unless ``config``); its id."""
+        response = self.client.post(f"/v1/team/{team_id or self.team_id}/webhooks",
+                                    json=config if config is not None else seed_config(),
+                                    headers=self.headers())
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()["data"]
+
+    def list_groups(self, team_id=None, **params):
+        return self.client.get(f"/v1/team/{team_id or self.team_id}/webhooks", query_string=params,
+                               headers=self.headers())
 
     def delete_group(self, group_id):
-        answer = self.client.delete(f"/v1/webhooks/{group_id}", headers=self.headers())
-        assert answer.status_code == 204
+        response = self.client.delete(f"/v1/webhooks/{group_id}", headers=self.headers())
+        assert response.status_code == 204, response.get_data(as_text=True)
+
+    def add_team(self, role=None, name=None):
+        """Another team of the same organization, with this organizer as a member."""
+        with self.engine.begin() as conn:
+            team_id = tenancy.create_team(conn, self.organization_id, name, utcnow())
+            tenancy.add_membership(conn, self.organizer_id, team_id, role or self.role)
+        return team_id
+
+
+def new_tenant(app, client, role="team_admin", organization_id=None, team_id=None, login=True):
+    """A new organization, team and organizer of ``role``; ``organization_id`` / ``team_id`` join
+    existing ones instead. ``client`` is the test client the tenant talks to ``app`` through."""
+    engine = app.extensions["doo_webhooks"].engine
+    n = next(_numbers)
+    now = utcnow()
+    api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
+    organization_name = None
+    with engine.begin() as conn:
+        if organization_id is None:
+            organization_name = f"Organization {n}"
+            organization_id = tenancy.create_organization(conn, organization_name, now)
+        if team_id is None:
+            team_id = tenancy.create_team(conn, organization_id, None, now)
+        organizer_id = tenancy.create_organizer(conn, f"organizer{n}@example.org", f"Organizer {n}", now)
+        tenancy.add_membership(conn, organizer_id, team_id, role)
+        credential_id = tenancy.create_credentials(conn, organizer_id, digest(api_key), client_id,
+                                                   digest(client_secret), now)
+    tenant = Tenant(client, engine, organization_id, team_id, organizer_id, credential_id, role,
+                    api_key, client_id, client_secret, organization_name)
+    if login:
+        tenant.login()
+    return tenant
