@@ -5,7 +5,6 @@ import redis
 import sqlalchemy as sa
 
 from doo_webhooks import health
-from doo_webhooks import metrics
 from doo_webhooks.standalone import InlinePublisher
 from storage.tables import deliveries
 from tests.conftest import REDIS_URL

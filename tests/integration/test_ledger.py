@@ -8,8 +8,6 @@ transaction open while the second works.
 
 import datetime
 import itertools
-import threading
-import time
 import types
 import uuid
 
@@ -23,7 +21,6 @@ from storage import tenancy
 from storage import triggers
 from storage.db import engine_for
 from storage.db import utcnow
-from storage.tables import attempts
 from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import notifications

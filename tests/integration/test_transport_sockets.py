@@ -2,7 +2,6 @@
 event loop, which counts connections and requests and can hold answers back until released."""
 
 import asyncio
-import ipaddress
 import socket
 import time
 
