@@ -31,6 +31,7 @@ from tests.support.tenants import new_tenant
 
 from selenium import webdriver  # noqa: E402  (never skipped: .ci/run installs chromium)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -104,7 +105,10 @@ class Dashboard:
         return self.driver.find_element(By.TAG_NAME, "body").text
 
     def wait_for(self, predicate, timeout=20):
-        WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(predicate)
+        # a page being replaced (a form just sent) can drop the element a predicate is reading:
+        # that poll found nothing yet, the next one reads the new page
+        WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                      ignored_exceptions=(StaleElementReferenceException,)).until(predicate)
 
     def reload_until(self, path, predicate, what, timeout=30):
         """Open ``path`` again until ``predicate(page text)`` holds (the workers change the ledger)."""
