@@ -6,8 +6,12 @@ itself, would be an untyped ``{}``. This gives each its type, and ``entity`` the
 entity schemas, so a client can see the body it has to send.
 """
 
+from marshmallow import fields
+
 from schemas import entities
 from schemas import triggers
+
+NULL_OBJECT = {"type": "object", "nullable": True}
 
 _TYPES = {
     entities.Str: "string", entities.Num: "number", entities.Int: "integer", entities.Bool: "boolean",
@@ -38,5 +42,17 @@ def entity_properties(converter, field, ret=None, **kwargs):
     return {}
 
 
+def nullable_nested(converter, field, ret=None, **kwargs):
+    """apispec attribute function: a nested schema that may be null is that schema or null.
+    apispec writes it as anyOf [any object, the schema], which tells a client (and a fuzzer)
+    that any object at all is fine there; the API refuses unknown fields."""
+    any_of = (ret or {}).get("anyOf")
+    if isinstance(field, fields.Nested) and any_of and NULL_OBJECT in any_of:
+        del ret["anyOf"]
+        return {"allOf": [schema for schema in any_of if schema != NULL_OBJECT], "nullable": True}
+    return {}
+
+
 def register(api):
     api.ma_plugin.converter.add_attribute_function(entity_properties)
+    api.ma_plugin.converter.add_attribute_function(nullable_nested)

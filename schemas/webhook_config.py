@@ -89,9 +89,9 @@ class HookSchema(Schema):
                        "a failed attempt."})
     # A listed hook may carry this; doo's update recipe posts the listing back. A PUT makes
     # new hooks, enabled: the state is read and ignored (enable a hook with its own call).
-    disabled = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
-    disabled_reason = fields.Raw(load_only=True, metadata={"description": "Ignored on input."})
-    paused_until = fields.Raw(load_only=True, metadata={"description": "Ignored on input (listings show it)."})
+    disabled = fields.Raw(load_only=True, allow_none=True, metadata={"description": "Ignored on input (listings show it)."})
+    disabled_reason = fields.Raw(load_only=True, allow_none=True, metadata={"description": "Ignored on input."})
+    paused_until = fields.Raw(load_only=True, allow_none=True, metadata={"description": "Ignored on input (listings show it)."})
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -176,9 +176,9 @@ class WebhookConfigSchema(Schema):
         "description": "Receives signed operational events (delivery.exhausted, hook.disabled, "
                        "hook.recovered); needs signing_secret."})
     # A listed object carries these; doo's update recipe posts it back, so they are read and ignored.
-    id = fields.Raw(load_only=True)
-    _links = fields.Raw(load_only=True, data_key="_links")
-    previous_signing_secret_expires_at = fields.Raw(load_only=True, metadata={
+    id = fields.Raw(load_only=True, allow_none=True)
+    _links = fields.Raw(load_only=True, allow_none=True, data_key="_links")
+    previous_signing_secret_expires_at = fields.Raw(load_only=True, allow_none=True, metadata={
         "description": "Ignored on input (listings show it)."})
 
     @validates_schema

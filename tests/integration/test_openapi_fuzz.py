@@ -166,7 +166,8 @@ def _repair(world, case, data):
         body["entity"] = ENTITIES[TYPES[hook_type.removeprefix("on_")]](data.draw(st.integers(1, 2**40)))
         body.pop("event_id", None)  # must agree with the entity's; left out
         return
-    for hook in body.get("hooks") or []:
+    hooks = body.get("hooks")
+    for hook in hooks if isinstance(hooks, list) else []:
         if isinstance(hook, dict):
             hook["type"] = data.draw(HOOK_TYPES)
             hook["endpoint"] = data.draw(URLS)
@@ -178,6 +179,10 @@ def _repair(world, case, data):
         body.pop("event_guide_id", None)
     if body.get("generate_signing_secret"):
         body.pop("signing_secret", None)  # one source of the secret, not two
+    if body.get("notify_url") is not None:
+        body["notify_url"] = data.draw(URLS)
+    if body.get("signing_secret") == "********" and case.method.upper() == "POST":
+        body.pop("signing_secret")  # a mask keeps a stored secret: a new group has none
 
 
 def _steer(world, case, method, steer, data):

