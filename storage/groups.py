@@ -116,7 +116,7 @@ def hooks_for_types(conn, organization_ids, hook_types, group_id=None):
             where.append(g.c.id == sa.bindparam("h_group"))
         return (sa.select(hooks.c.id, hooks.c.group_id, hooks.c.type, hooks.c.endpoint, g.c.organization_id,
                           g.c.event_id.label("group_event_id"), g.c.event_guide_id.label("group_event_guide_id"),
-                          hooks.c.disabled_at, hooks.c.disabled_reason)
+                          hooks.c.disabled_at, hooks.c.disabled_reason, hooks.c.paused_until)
                 .select_from(hooks.join(g)).where(*where)
                 .order_by(g.c.created_at, g.c.id, hooks.c.position))
     shape = (organization_ids is not None, group_id is not None)

@@ -74,6 +74,8 @@ def fan_out_many(conn, records, now):
         for hook in matched:
             state = {} if hook.disabled_at is None else {
                 "status": Status.SKIPPED, "skipped_reason": rules.skipped_reason(hook.disabled_reason)}
+            if hook.paused_until is not None and hook.paused_until > now:  # its receiver asked for a pause
+                state["next_attempt_at"] = hook.paused_until
             rows.append(matching.delivery_row(hook, trigger_pk, record["organization_id"], record["entity_kind"],
                                               record["entity_id"], occurred_at, now, **state))
     ledger.add_deliveries(conn, rows)

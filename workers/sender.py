@@ -208,6 +208,8 @@ class Sender:
     async def _send(self, lane, row):
         key = rate_limit.endpoint_key(row.group_id, row.endpoint) if (row.max_per_second or self.paused) else None
         back_at = self._paused_until(key) if self.paused else None
+        if back_at is None and row.paused_until is not None and row.paused_until > utcnow():
+            back_at = row.paused_until  # paused by another worker's receiver answer, recorded on the hook
         if back_at is None and row.max_per_second:
             back_at = await self._throttle(key, row.endpoint, row.max_per_second)
         if back_at is not None:  # not now: the row goes back unattempted, due at back_at

@@ -377,3 +377,15 @@ def test_ordering_key_per_group_endpoint_and_entity(engine):
     assert one(created, other_group, crm).ordering_key != created_crm.ordering_key
     # an event and an order with the same id are different entities
     assert ordering_key(g, crm, "event", "42") != ordering_key(g, crm, "order", "42")
+
+
+def test_a_trigger_for_a_paused_hook_is_due_when_the_pause_ends(engine):
+    """A receiver's Retry-After paused the hook: what is fanned out meanwhile waits for it."""
+    tenant = organization(engine)
+    _, hook_ids = add_group(engine, tenant, [("order_created", "https://crm.example/paused")])
+    hook_id = hook_ids[("order_created", "https://crm.example/paused")]
+    with engine.begin() as conn:
+        conn.execute(sa.update(hooks).where(hooks.c.id == hook_id).values(
+            paused_until=T0 + datetime.timedelta(seconds=30)))
+    [delivery_id] = fan_out(engine, trigger(tenant, entity_id=4242), T0)
+    assert rows_of(engine, [delivery_id])[0].next_attempt_at == T0 + datetime.timedelta(seconds=30)
