@@ -17,7 +17,8 @@ An endpoint with a rate limit (max_per_second, workers.rate_limit) is sent to wh
 limiter grants it, one waiter per endpoint at a time; a row whose turn would come after its
 lease is safe to wait is given back unattempted (storage.ledger.give_back), due when its turn is
 expected. An endpoint whose receiver asked for a pause (429/503 with Retry-After) gets no
-request from this worker until then; the pause is recorded so every worker keeps it.
+request from this worker until then; the pause is recorded on the hook, and a row claimed
+during it (it carries the hook's paused_until) is given back until its end.
 
 Outcomes are written a batch at a time (workers.delivery.record_outcomes: one transaction, one
 statement per table); a claimed row counts against its lane until its outcome is written,
