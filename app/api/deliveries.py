@@ -24,15 +24,14 @@ from app.api.envelopes import page_links
 from app.api.envelopes import success
 from app.api.envelopes import url
 from app.api.fields import LedgerDateTime
-from app.api.webhooks import _visible_group
 from app.auth import current_caller
 from app.errors import ApiBlueprint
+from app import tenancy
 from app.services import services
 from schemas.webhook_config import HookType
 from schemas.webhook_config import LinkSchema
 from schemas.webhook_config import SelfLinksSchema
 from storage import delivery_log
-from storage import groups
 from storage import hook_health
 from storage.db import utcnow
 from storage.lifecycle import Status
@@ -184,25 +183,6 @@ def _filters(args):
     return {"hook_type": args.get("type"), "since": args.get("since"), "until": args.get("until")}
 
 
-def _visible_delivery(conn, caller, delivery_id, write=False):
-    # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-    row = delivery_log.delivery_view(conn, delivery_id) if "\x00" not in delivery_id else None
-    # Another organization's delivery answers exactly like a missing one: no hint it exists.
-    if row is None or row.organization_id not in caller.organization_ids():
-        abort(404, message=f"No delivery {delivery_id}.")
-    if write and row.organization_id not in caller.organization_ids(write=True):
-        abort(403, message="Your role in this organization may only read.")
-    return row
-
-
-def _group_of(conn, organization_id, group_id):
-    """The live group ``group_id`` of this organization, or a 404 (also for another organization's)."""
-    group, _ = groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
-    if group is None or group.organization_id != organization_id:
-        abort(404, message=f"No webhook group {group_id}.")
-    return group
-
-
 def nudge_workers(ids):
     """Wake the workers' send loops for restarted deliveries, so they go out at once."""
     if not ids:
@@ -218,7 +198,7 @@ def nudge_workers(ids):
 def redeliver_visible(conn, caller, delivery_id, now):
     """Redeliver one of the caller's deliveries (404 another's, 403 a reader, 409 not now);
     returns its row as it is now. The caller nudges the workers after the commit."""
-    row = _visible_delivery(conn, caller, delivery_id, write=True)
+    row = tenancy.delivery(conn, caller, delivery_id, write=True)
     try:
         operations.redeliver(conn, row, now)
     except operations.Refused as exc:
@@ -229,7 +209,7 @@ def redeliver_visible(conn, caller, delivery_id, now):
 def enable_visible_hook(conn, caller, group_id, index, now):
     """Enable hook ``index`` of one of the caller's groups; returns (hook, deliveries now due
     or None when it was not disabled)."""
-    _, hooks = _visible_group(conn, caller, group_id, write=True)
+    _, hooks = tenancy.group(conn, caller, group_id, write=True)
     if index >= len(hooks):
         abort(404, message=f"No hook {index} in webhook group {group_id}.")
     hook = hooks[index]
@@ -255,7 +235,7 @@ def list_deliveries(args, group_id):
     caller = current_caller()
     page, size = args["page"], args["page_size"]
     with services().engine.begin() as conn:
-        _visible_group(conn, caller, group_id)
+        tenancy.group(conn, caller, group_id)
         total, rows = delivery_log.list_deliveries(conn, size, (page - 1) * size, group_id=group_id,
                                                    status=args.get("status"), **_filters(args))
     return _page(rows, total, page, size)
@@ -268,7 +248,7 @@ def get_delivery(delivery_id):
     """One delivery: the payload sent, the request headers (credentials redacted), every attempt."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        row = _visible_delivery(conn, caller, delivery_id)
+        row = tenancy.delivery(conn, caller, delivery_id)
         attempts = delivery_log.attempts_of(conn, delivery_id)
         headers = delivery_log.latest_request_headers(conn, delivery_id)
     hrefs = {"self": url(request.path), "webhook": url(f"/v1/webhooks/{row.group_id}"),
@@ -306,11 +286,12 @@ def enable_hook(group_id, index):
 @blp.doc(security=SECURITY)
 def list_dead_letters(args, team_id):
     """Dead deliveries of the team's organization (live groups), newest first."""
-    membership = current_caller().team(team_id)
+    caller = current_caller()
+    membership = caller.team(team_id)
     page, size = args["page"], args["page_size"]
     with services().engine.begin() as conn:
         if args.get("group_id"):
-            _group_of(conn, membership.organization_id, args["group_id"])
+            tenancy.group(conn, caller, args["group_id"], organization_ids=[membership.organization_id])
         total, rows = delivery_log.list_deliveries(
             conn, size, (page - 1) * size, organization_ids=[membership.organization_id], status=Status.DEAD,
             group_id=args.get("group_id"), live_groups=True, **_filters(args))
@@ -327,10 +308,11 @@ def replay_dead_letters(body, team_id):
     They keep their place in their entity's order: for one entity and endpoint the oldest
     goes first, and later deliveries wait for it.
     """
-    membership = current_caller().team(team_id, write=True)
+    caller = current_caller()
+    membership = caller.team(team_id, write=True)
     with services().engine.begin() as conn:
         if body.get("group_id"):
-            _group_of(conn, membership.organization_id, body["group_id"])
+            tenancy.group(conn, caller, body["group_id"], organization_ids=[membership.organization_id])
         ids, remaining = operations.replay(conn, utcnow(), organization_ids=[membership.organization_id],
                                            group_id=body.get("group_id"), **_filters(body))
     nudge_workers(ids)

@@ -19,12 +19,12 @@ from app.api.fields import cet
 from app.auth import current_caller
 from app.deliveries import aware
 from app.errors import ApiBlueprint
+from app import tenancy
 from app.services import services
 from schemas.types import RESOURCES
 from schemas.types import TYPES
 from schemas.webhook_config import HookType
 from schemas.webhook_config import Id
-from storage import groups
 from storage.db import utcnow
 from workers import initialization
 
@@ -101,9 +101,7 @@ def start(caller, resource, body):
     group_id = body.get("webhook_configuration_id")
     with services().engine.begin() as conn:
         if group_id is not None:
-            group, _ = groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
-            if group is None or group.organization_id not in organization_ids:
-                abort(404, message=f"No webhook group {group_id}.")
+            tenancy.group(conn, caller, group_id, organization_ids=organization_ids)
         return initialization.initialize(
             conn, kind, utcnow(), hook_types=hook_types,
             rate=body.get("max_rate_per_min") or initialization.DEFAULT_RATE,

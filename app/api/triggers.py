@@ -14,11 +14,11 @@ from app.api.envelopes import success
 from app.auth import current_caller
 from app.auth import require_platform
 from app.errors import ApiBlueprint
+from app import tenancy
 from app.services import services
 from schemas.examples import TRIGGER_EXAMPLES
 from schemas.triggers import TriggerSchema
 from storage import delivery_log
-from storage import triggers
 from workers.producer import complete
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,7 @@ def get_trigger(trigger_id):
     """A trigger of one of your organizations and the deliveries it made (possibly none)."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-        trigger = triggers.trigger_by_id(conn, trigger_id) if "\x00" not in trigger_id else None
-        if trigger is None or trigger.organization_id not in caller.organization_ids():
-            abort(404, message=f"No trigger {trigger_id}.")
+        trigger = tenancy.trigger(conn, caller, trigger_id)
         rows = delivery_log.deliveries_of_trigger(conn, trigger.id)
     data = {key: getattr(trigger, key) for key in TriggerViewSchema().fields if key != "deliveries"}
     # stored as naive UTC; the document promises RFC 3339 date-times, which carry their offset

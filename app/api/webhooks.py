@@ -19,6 +19,7 @@ from app.api.envelopes import success
 from app.api.envelopes import url
 from app.auth import current_caller
 from app.errors import ApiBlueprint
+from app import tenancy
 from app.services import services
 from schemas.webhook_config import WebhookConfigSchema
 from schemas.webhook_config import refuse_masked
@@ -116,17 +117,6 @@ def list_groups(args, team_id):
     }
 
 
-def _visible_group(conn, caller, group_id, write=False):
-    # an id with a NUL cannot exist (and PostgreSQL refuses it in a query)
-    group, hooks = storage.groups.get_group(conn, group_id) if "\x00" not in group_id else (None, [])
-    # Another organization's group answers exactly like a missing one: no hint it exists.
-    if group is None or group.organization_id not in caller.organization_ids():
-        abort(404, message=f"No webhook group {group_id}.")
-    if write and group.organization_id not in caller.organization_ids(write=True):
-        abort(403, message="Your role in this organization may only read.")
-    return group, hooks
-
-
 @blp.route("/webhooks/<group_id>", methods=["GET"])
 @blp.response(200, GroupEnvelopeSchema)
 @blp.doc(security=SECURITY)
@@ -134,7 +124,7 @@ def get_group(group_id):
     """One webhook group (secrets masked)."""
     caller = current_caller()
     with services().engine.begin() as conn:
-        group, hooks = _visible_group(conn, caller, group_id)
+        group, hooks = tenancy.group(conn, caller, group_id)
     return success(groups.to_listing(group, hooks, url(request.path)))
 
 
@@ -149,7 +139,7 @@ def update_group(config, group_id):
     _check_endpoints(config)
     svc = services()
     with svc.engine.begin() as conn:
-        stored, _ = _visible_group(conn, caller, group_id, write=True)
+        stored, _ = tenancy.group(conn, caller, group_id, write=True)
         if config.get("signing_secret") == "********" and stored.signing_secret_enc is None:
             abort(400, errors={"signing_secret": ["there is no stored signing secret to keep"]})
         auth = config.get("authentication")
@@ -177,7 +167,7 @@ def rotate_secret(args, group_id):
     grace = svc.settings.signing_grace if grace is None else grace
     secret = signing.new_secret()
     with svc.engine.begin() as conn:
-        stored, _ = _visible_group(conn, caller, group_id, write=True)
+        stored, _ = tenancy.group(conn, caller, group_id, write=True)
         now = utcnow()
         columns = groups.rotated(stored, svc.box.encrypt(secret), now, grace)
         storage.groups.rotate_signing_secret(conn, group_id, columns["signing_secret_enc"],

@@ -1,6 +1,6 @@
 """The dashboard's pages: a thin face over what the API does.
 
-Reading goes through the API's tenancy checks (``_visible_group``, ``_visible_delivery``:
+Reading goes through the API's tenancy checks (``app.tenancy``:
 another organization's id is a 404, as in the API); every change calls the function the
 API's endpoint calls (redeliver, enable, replay, initialization), so the two faces cannot
 disagree. Only the keyset listings, health and timeline queries are the dashboard's own
@@ -20,30 +20,25 @@ from flask import request
 from flask import url_for
 from flask_smorest import abort as smorest_abort
 from markupsafe import Markup
-from marshmallow import Schema
 from marshmallow import ValidationError
-from marshmallow import fields
-from marshmallow import validate
 from werkzeug.exceptions import HTTPException
 
 from app import deliveries as views
 from app.api import initialization as init_api
 from app.api.deliveries import STATUSES
-from app.api.deliveries import _visible_delivery
 from app.api.deliveries import enable_visible_hook
 from app.api.deliveries import nudge_workers
 from app.api.deliveries import redeliver_visible
-from app.api.fields import LedgerDateTime
-from app.api.webhooks import _visible_group
 from app.auth import caller_of
 from app.auth import client_matches
 from app.auth import credential_for
 from app.dashboard import charts
+from app.dashboard import listing
 from app.dashboard import sessions
+from app import tenancy
 from app.services import services
 from schemas.types import RESOURCES
 from schemas.types import TYPES
-from schemas.webhook_config import HookType
 from storage import dashboard as store
 from storage import delivery_log
 from storage import hook_stats
@@ -56,7 +51,6 @@ from workers import operations
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                 static_folder="static", static_url_path="/static")
 
-PAGE_SIZE = 50
 MAX_GROUPS = 500
 MAX_SELECTED = 200
 PUBLIC_ENDPOINTS = ("dashboard.login", "dashboard.static")
@@ -103,16 +97,8 @@ def error_page(error):
     data = getattr(error, "data", None) or {}
     message = data.get("message") or error.description
     if data.get("errors"):
-        message = f"{message or 'The form is not valid'}: {_flat(data['errors'])}"
+        message = f"{message or 'The form is not valid'}: {listing.flat(data['errors'])}"
     return render_template("error.html", status=error.code, name=error.name, message=message), error.code
-
-
-def _flat(errors, prefix=""):
-    if isinstance(errors, dict):
-        return "; ".join(_flat(v, f"{prefix}{k}.") for k, v in errors.items())
-    if isinstance(errors, list):
-        return f"{prefix.rstrip('.')}: " + " ".join(e for e in errors if isinstance(e, str))
-    return f"{prefix.rstrip('.')}: {errors}"
 
 
 @blp.app_template_global()
@@ -231,7 +217,7 @@ def timeline(group_id):
     now = utcnow()
     start = now.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=24 * days - 1)
     with services().engine.begin() as conn:
-        group, _ = _visible_group(conn, g.caller, group_id)
+        group, _ = tenancy.group(conn, g.caller, group_id)
         rows = store.timeline(conn, group_id, start)
     buckets = charts.hourly(rows, start, 24 * days)
     totals = {}
@@ -244,60 +230,6 @@ def timeline(group_id):
 
 # --- deliveries --------------------------------------------------------------------------
 
-class ListingSchema(Schema):
-    """The filters of the listings, as the API's (same type and time fields), from a query string."""
-    status = fields.String(validate=validate.OneOf(STATUSES))
-    type = HookType()
-    entity = fields.String(validate=validate.Length(min=1, max=64))
-    group = fields.String(validate=validate.Length(min=1, max=64))
-    since = LedgerDateTime()
-    until = LedgerDateTime()
-    before = fields.String(validate=validate.Length(max=120))
-    after = fields.String(validate=validate.Length(max=120))
-
-
-def _listing_args(source):
-    raw = {k: v.strip() for k, v in source.items() if k in ListingSchema().fields and v.strip()}
-    try:
-        args = ListingSchema().load(raw)
-    except ValidationError as exc:
-        abort(400, description="The filters are not valid: " + _flat(exc.messages))
-    if any("\x00" in str(v) for v in args.values()):
-        abort(400, description="The filters must not contain NUL characters.")
-    return raw, args
-
-
-def _cursor(text):
-    """(created_at, id) from a page link's ``before``/``after``."""
-    when, _, delivery_id = (text or "").rpartition("_")
-    try:
-        return datetime.datetime.fromisoformat(when), delivery_id
-    except ValueError:
-        abort(400, description="The page position is not valid.")
-
-
-def _page(conn, raw, args, organization_ids, **fixed):
-    if args.get("group"):  # someone else's group is a 404, as in the API
-        _visible_group(conn, g.caller, args["group"])
-    filters = dict(group_id=args.get("group"), status=args.get("status"), hook_type=args.get("type"),
-                   entity_id=args.get("entity"), since=args.get("since"), until=args.get("until"))
-    filters.update(fixed)
-    older = _cursor(args["before"]) if args.get("before") else None
-    newer = _cursor(args["after"]) if args.get("after") and older is None else None
-    rows = store.delivery_page(conn, organization_ids, PAGE_SIZE + 1, older_than=older, newer_than=newer, **filters)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[1:] if (newer and more) else rows[:PAGE_SIZE]
-    keep = {k: v for k, v in raw.items() if k not in ("before", "after")}
-    links = {}
-    if rows and (more or newer is not None):
-        links["older"] = dict(keep, before=f"{rows[-1].created_at.isoformat()}_{rows[-1].id}")
-    if rows and (older is not None or (newer is not None and more)):
-        links["newer"] = dict(keep, after=f"{rows[0].created_at.isoformat()}_{rows[0].id}")
-    if older is not None or newer is not None:
-        links["newest"] = keep
-    return [views.summary(row, url_for("dashboard.delivery", delivery_id=row.id)) for row in rows], links, filters
-
-
 def _groups_by_id(conn):
     rows, _ = store.groups_of(conn, g.caller.organization_ids(), MAX_GROUPS)
     return {row.id: row for row in rows}
@@ -305,9 +237,9 @@ def _groups_by_id(conn):
 
 @blp.route("/deliveries")
 def deliveries():
-    raw, args = _listing_args(request.args)
+    raw, args = listing.args_of(request.args)
     with services().engine.begin() as conn:
-        items, links, _ = _page(conn, raw, args, g.caller.organization_ids())
+        items, links, _ = listing.page(conn, raw, args, g.caller.organization_ids())
         group_names = _groups_by_id(conn)
     return render_template("deliveries.html", items=items, links=links, filters=raw, statuses=STATUSES,
                            types=sorted(TYPES), groups=group_names)
@@ -316,7 +248,7 @@ def deliveries():
 @blp.route("/deliveries/<delivery_id>")
 def delivery(delivery_id):
     with services().engine.begin() as conn:
-        row = _visible_delivery(conn, g.caller, delivery_id) if "\x00" not in delivery_id else abort(404)
+        row = tenancy.delivery(conn, g.caller, delivery_id)
         attempt_rows = delivery_log.attempts_of(conn, delivery_id)
         headers = delivery_log.latest_request_headers(conn, delivery_id)
     item = views.detail(row, attempt_rows, headers, {"self": request.path})
@@ -338,9 +270,9 @@ def redeliver(delivery_id):
 
 @blp.route("/dead-letters")
 def dead_letters():
-    raw, args = _listing_args({k: v for k, v in request.args.items() if k != "status"})
+    raw, args = listing.args_of({k: v for k, v in request.args.items() if k != "status"})
     with services().engine.begin() as conn:
-        items, links, _ = _page(conn, raw, args, g.caller.organization_ids(), status=Status.DEAD, live_groups=True)
+        items, links, _ = listing.page(conn, raw, args, g.caller.organization_ids(), status=Status.DEAD, live_groups=True)
         group_names = _groups_by_id(conn)
     result = {k: request.args.get(k) for k in ("replayed", "remaining", "refused") if request.args.get(k)}
     return render_template("dead_letters.html", items=items, links=links, filters=raw, types=sorted(TYPES),
@@ -354,13 +286,13 @@ def replay():
     if not writable:
         abort(403, description="Your roles may only read.")
     action = request.form.get("action", "")
-    raw, args = _listing_args(request.form)
+    raw, args = listing.args_of(request.form)
     now = utcnow()
     refused = 0
     with services().engine.begin() as conn:
         if action == "all":
             if args.get("group"):
-                _visible_group(conn, g.caller, args["group"], write=True)
+                tenancy.group(conn, g.caller, args["group"], write=True)
             ids, remaining = operations.replay(conn, now, organization_ids=writable, group_id=args.get("group"),
                                                hook_type=args.get("type"), since=args.get("since"),
                                                until=args.get("until"))
@@ -370,7 +302,7 @@ def replay():
                 abort(400, description="Choose the dead letters to replay.")
             visible = store.visible_dead(conn, g.caller.organization_ids(), chosen)
             if not visible:
-                _visible_delivery(conn, g.caller, chosen[0])  # another organization's: 404, as in the API
+                tenancy.delivery(conn, g.caller, chosen[0])  # another organization's: 404, as in the API
                 abort(409, description="None of the chosen deliveries is a dead letter (any more).")
             ids, refused = [], len(set(chosen)) - len(visible)
             # the API's redelivery of each (its tenancy and role checks), oldest first
@@ -407,7 +339,7 @@ def initialization():
             if exc.code not in (400, 404):
                 raise
             data = getattr(exc, "data", None) or {}
-            error = _flat(data["errors"]) if data.get("errors") else (data.get("message") or exc.description)
+            error = listing.flat(data["errors"]) if data.get("errors") else (data.get("message") or exc.description)
             status = exc.code
         else:
             return _redirect("dashboard.initialization", items=items, queued=len(rows))
