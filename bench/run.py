@@ -25,6 +25,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import harness  # noqa: E402
+import redis_claims  # noqa: E402
+import receivers  # noqa: E402
 import scenarios  # noqa: E402
 
 
@@ -184,10 +186,10 @@ def main(argv=None):
         sizes["timeout"] = args.timeout
     chosen = args.only or list(scenarios.SCENARIOS)
     log_dir = tempfile.mkdtemp(prefix="doo-webhooks-bench-")
-    claims = [harness.RedisClaim(args.broker)]
+    claims = [redis_claims.RedisClaim(args.broker)]
     args.broker = claims[0].url
     if args.redis and args.redis != args.broker:
-        claims.append(harness.RedisClaim(args.redis))
+        claims.append(redis_claims.RedisClaim(args.redis))
     args.redis = claims[-1].url
     from cryptography.fernet import Fernet
     behaviours = {"ok": "ok", "timed": "ok", "healthy": "ok", "fail": "ok",
@@ -200,7 +202,7 @@ def main(argv=None):
     nginx = shutil.which(args.nginx) if args.receiver != "python" else None
     if args.receiver == "nginx" and not nginx:
         raise SystemExit(f"--receiver nginx: no nginx at {args.nginx!r} (--nginx PATH)")
-    receiver = harness.Receivers(behaviours, log_dir, nginx)
+    receiver = receivers.Receivers(behaviours, log_dir, nginx)
     results["receiver"] = receiver.kind
     run = scenarios.Run(args, sizes, receiver, log_dir, Fernet.generate_key().decode())
     try:

@@ -9,6 +9,7 @@ import redis
 import requests
 
 import harness
+import redis_claims
 from harness import Database
 from harness import Emitter
 from harness import Pipeline
@@ -79,7 +80,7 @@ class Measure:
         self.run, self.pipeline, self.db = run, pipeline, db
         self.cpu0 = pipeline.cpu()
         self.pg0 = db.backend_cpu()
-        self.redis0 = harness.redis_cpu(run.args.broker)
+        self.redis0 = redis_claims.redis_cpu(run.args.broker)
         self.receiver0 = run.receiver.cpu()
 
     def stop(self, deliveries):
@@ -91,7 +92,7 @@ class Measure:
             "cpu_s": pipeline_cpu,
             "cpu_ms_per_delivery": round(total * 1000 / deliveries, 3) if deliveries else None,
             "postgres_cpu_s": round(sum(v - self.pg0.get(pid, 0) for pid, v in pg1.items()), 2),
-            "redis_cpu_s": round(harness.redis_cpu(self.run.args.broker) - self.redis0, 2),
+            "redis_cpu_s": round(redis_claims.redis_cpu(self.run.args.broker) - self.redis0, 2),
             "receiver_cpu_s": round(self.run.receiver.cpu() - self.receiver0, 2),
             "peak_rss_mb": self.pipeline.peak_rss(),
         }
