@@ -98,34 +98,6 @@ def timeline(conn, group_id, since):
 # --- deliveries --------------------------------------------------------------------------
 
 
-def _filters(organization_ids, *, group_id=None, status=None, hook_type=None, entity_id=None, since=None,
-             until=None, live_groups=False):
-    where = [deliveries.c.organization_id.in_(organization_ids)]
-    if group_id is not None:
-        where.append(deliveries.c.group_id == group_id)
-    if status is not None:
-        where.append(deliveries.c.status == status)
-    if hook_type is not None:
-        where.append(deliveries.c.type == hook_type)
-    if entity_id is not None:
-        # through the entity's triggers (ix_triggers_org_kind_entity, then ix_deliveries_trigger_pk):
-        # an index of the ledger's own for a filter this rare would cost every write
-        where.append(deliveries.c.trigger_pk.in_(sa.select(triggers.c.id).where(
-            triggers.c.organization_id.in_(organization_ids), triggers.c.entity_kind.in_(ENTITY_KINDS),
-            triggers.c.entity_id == entity_id)))
-    if since is not None:
-        where.append(deliveries.c.created_at >= since)
-    if until is not None:
-        where.append(deliveries.c.created_at < until)
-    if live_groups:
-        where.append(deliveries.c.group_id.in_(
-            sa.select(webhook_groups.c.id).where(webhook_groups.c.deleted_at.is_(None))))
-    return where
-
-
-ENTITY_KINDS = ("event", "order", "attendee")
-
-
 def delivery_page(conn, organization_ids, limit, *, older_than=None, newer_than=None, **filters):
     """Up to ``limit`` deliveries matching ``filters``, newest first, after a keyset position.
 
@@ -142,7 +114,7 @@ def delivery_page(conn, organization_ids, limit, *, older_than=None, newer_than=
     if not organization_ids:
         return []
     key = sa.tuple_(deliveries.c.created_at, deliveries.c.id)
-    where = _filters(organization_ids, **filters)
+    where = delivery_log.where_of(organization_ids=organization_ids, **filters)
     order = (deliveries.c.created_at.desc(), deliveries.c.id.desc())
     if older_than is not None:
         where.append(key < sa.tuple_(*older_than))

@@ -44,9 +44,10 @@ def summary_columns():
     )
 
 
-def _delivery_filters(*, organization_ids=None, group_id=None, status=None, hook_type=None, since=None,
-                      until=None, live_groups=False):
-    """WHERE clauses of the listings; ``since``/``until`` bound created_at (until exclusive)."""
+def where_of(*, organization_ids=None, group_id=None, status=None, hook_type=None, entity_id=None, since=None,
+            until=None, live_groups=False):
+    """WHERE clauses of the listings (the API's and the dashboard's); ``since``/``until`` bound
+    created_at (until exclusive)."""
     where = []
     if organization_ids is not None:
         where.append(deliveries.c.organization_id.in_(organization_ids))
@@ -56,6 +57,13 @@ def _delivery_filters(*, organization_ids=None, group_id=None, status=None, hook
         where.append(deliveries.c.status == status)
     if hook_type is not None:
         where.append(deliveries.c.type == hook_type)
+    if entity_id is not None:
+        # through the entity's triggers (ix_triggers_org_kind_entity, then ix_deliveries_trigger_pk):
+        # an index of the ledger's own for a filter this rare would cost every write
+        entity = sa.select(triggers.c.id).where(triggers.c.entity_kind.in_(ENTITY_KINDS), triggers.c.entity_id == entity_id)
+        if organization_ids is not None:
+            entity = entity.where(triggers.c.organization_id.in_(organization_ids))
+        where.append(deliveries.c.trigger_pk.in_(entity))
     if since is not None:
         where.append(deliveries.c.created_at >= since)
     if until is not None:
@@ -66,9 +74,12 @@ def _delivery_filters(*, organization_ids=None, group_id=None, status=None, hook
     return where
 
 
+ENTITY_KINDS = ("event", "order", "attendee")
+
+
 def list_deliveries(conn, limit, offset, **filters):
-    """(total, rows) of deliveries matching ``filters`` (see _delivery_filters), newest first."""
-    where = _delivery_filters(**filters)
+    """(total, rows) of deliveries matching ``filters`` (see where_of), newest first."""
+    where = where_of(**filters)
     total = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(*where)).scalar_one()
     rows = conn.execute(
         sa.select(*summary_columns())
@@ -92,7 +103,7 @@ def delivery_view(conn, delivery_id):
 
 def count_deliveries(conn, **filters):
     return conn.execute(sa.select(sa.func.count()).select_from(deliveries)
-                        .where(*_delivery_filters(**filters))).scalar_one()
+                        .where(*where_of(**filters))).scalar_one()
 
 
 def latest_request_headers(conn, delivery_id):
@@ -129,7 +140,7 @@ def replay_dead(conn, now, limit, **filters):
     (by sequence) first; returns their ids in that order."""
     chosen = conn.execute(
         sa.select(deliveries.c.id)
-        .where(*_delivery_filters(status=Status.DEAD, live_groups=True, **filters))
+        .where(*where_of(status=Status.DEAD, live_groups=True, **filters))
         .order_by(deliveries.c.sequence, deliveries.c.trigger_pk, deliveries.c.id)
         .limit(limit)
     ).scalars().all()
