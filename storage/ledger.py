@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from storage import hook_health
 from storage import hook_stats
 from storage import lifecycle
+from storage import ordering
 from storage import statements
 from storage.lifecycle import ErrorKind
 from storage.lifecycle import Move
@@ -20,17 +21,6 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import triggers
 from storage.tables import webhook_groups
-
-
-def _not_blocked(d):
-    """No earlier delivery with the same ordering key is still owed."""
-    e = deliveries.alias("earlier")
-    return ~sa.exists().where(
-        e.c.ordering_key == d.c.ordering_key,
-        e.c.status.in_(lifecycle.BLOCKING),
-        sa.or_(e.c.sequence < d.c.sequence,
-               sa.and_(e.c.sequence == d.c.sequence, e.c.trigger_pk < d.c.trigger_pk)),
-    )
 
 
 def _hook_open(d):
@@ -64,7 +54,7 @@ def claim(conn, ids, now, lease_seconds):
         deliveries.c.id.in_(ids),
         deliveries.c.status.in_(lifecycle.OPEN),
         deliveries.c.next_attempt_at <= now,
-        _not_blocked(deliveries),
+        ordering.not_blocked(deliveries),
         _hook_open(deliveries),
     ))
     claimed = conn.execute(
@@ -89,7 +79,7 @@ def claim_due(conn, now, lease_seconds, limit, status, skip_endpoints=()):
     """
     def build(skipping):
         where = [deliveries.c.status == sa.bindparam("c_status"), deliveries.c.next_attempt_at <= sa.bindparam("c_now"),
-                 _not_blocked(deliveries), _hook_open(deliveries)]
+                 ordering.not_blocked(deliveries), _hook_open(deliveries)]
         if skipping:
             where.append(deliveries.c.endpoint.not_in(sa.bindparam("c_skip", expanding=True)))
         due = statements.skip_locked(conn, sa.select(deliveries.c.id).where(*where)

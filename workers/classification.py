@@ -9,7 +9,7 @@ rules, all here:
   attempt, a 3xx too (redirects are never followed: the Location is kept in the detail);
 * a 410 Gone disables the hook at once: the URL will never work again;
 * a 429 or 503 with ``Retry-After`` asks for no request before then: the next attempt waits
-  at least that long (workers.rules) and the endpoint is paused for every delivery;
+  at least that long (workers.retry_schedule) and the endpoint is paused for every delivery;
 * a failure of our own (the GraphQL origin, a bug) says nothing about the receiver's health.
 
 Network errors are named by the transports (workers.transport, workers.http), which know

@@ -1,6 +1,6 @@
 """One attempt at a delivery, and the recording of a batch of them: orchestration only (what
 an answer means is workers.classification's, what comes next storage.lifecycle's and
-workers.rules').
+workers.retry_schedule').
 
 ``attempt_async`` is what the send loop (workers.sender) runs; ``attempt`` and
 ``deliver_batch`` are the same attempt on a thread, for the Celery ``deliver`` task. Both are
@@ -27,7 +27,7 @@ from workers import classification
 from workers import http
 from workers import notifications
 from workers import payloads
-from workers import rules
+from workers import retry_schedule
 from workers import signing
 from workers.tokens import TokenError
 from workers.tokens import authorization_header
@@ -157,7 +157,7 @@ def _concluded(ctx, row, outcome, verdict, started):
     in_series = row.attempts - row.attempt_base
     status = lifecycle.decide(Move.ATTEMPT, success=verdict.success, spent=in_series,
                               max_attempts=settings.max_attempts)
-    delay = rules.failure_delay(in_series, verdict.retry_after, settings) if status is Status.RETRYING else None
+    delay = retry_schedule.failure_delay(in_series, verdict.retry_after, settings) if status is Status.RETRYING else None
     outcome.update(
         last_status_code=verdict.status_code, last_error=verdict.error_kind, error_detail=verdict.error_detail,
         disable_reason=verdict.disable_reason,

@@ -17,7 +17,7 @@ from storage import groups
 from storage import ledger
 from storage.lifecycle import Status
 from workers import matching
-from workers import rules
+from workers import endpoint_health
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def fan_out_many(conn, records, now):
             continue
         for hook in matched:
             state = {} if hook.disabled_at is None else {
-                "status": Status.SKIPPED, "skipped_reason": rules.skipped_reason(hook.disabled_reason)}
+                "status": Status.SKIPPED, "skipped_reason": endpoint_health.skipped_reason(hook.disabled_reason)}
             if hook.paused_until is not None and hook.paused_until > now:  # its receiver asked for a pause
                 state["next_attempt_at"] = hook.paused_until
             rows.append(matching.delivery_row(hook, trigger_pk, record["organization_id"], record["entity_kind"],

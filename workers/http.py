@@ -1,18 +1,12 @@
-"""Outbound HTTP to receivers, token endpoints and origins, with an SSRF guard.
-
-The guard runs when the socket is opened, on the addresses the hostname actually resolved
-to (in the manner of Sentry's src/sentry/net/socket.py): a URL that looks harmless but
-resolves, or re-resolves later (DNS rebinding), to an internal address is refused before
-a single byte is sent.
-"""
+"""Outbound HTTP on requests (token endpoints, GraphQL origins, notifications), guarded at
+connect time by the SSRF rule of ``workers.ssrf``: every address the hostname resolved to is
+checked before the socket connects."""
 
 import dataclasses
-import ipaddress
 import socket
 import sys
 import threading
 import time
-import urllib.parse
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -26,82 +20,14 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from storage.lifecycle import ErrorKind
+from workers import ssrf
 
 USER_AGENT = "doo-webhooks"
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
-
-class SSRFBlocked(Exception):
-    """A host resolved to an address outbound requests may not reach."""
-
-    def __init__(self, address, host=None):
-        self.address = address
-        self.host = host
-        where = f"{host} resolves to {address}" if host and host != address else address
-        super().__init__(f"{where}: not a globally routable address and not in DOO_WEBHOOKS_ALLOWED_NETWORKS")
-
-
-def _embedded_ipv4(addr):
-    """The IPv4 address an IPv6 address stands for (mapped or 6to4), else None."""
-    return (addr.ipv4_mapped or addr.sixtofour) if addr.version == 6 else None
-
-
-def _routable(addr):
-    # is_global alone lets multicast (and on some Python versions more) through.
-    return (addr.is_global and not (
-        addr.is_multicast or addr.is_reserved or addr.is_unspecified or addr.is_loopback
-        or addr.is_link_local or addr.is_private
-        or (addr.version == 4 and addr in _CGNAT)
-        or (addr.version == 6 and addr.is_site_local)))
-
-
-def is_blocked(ip, allowed_networks):
-    """True when ``ip`` may not be contacted: not globally routable and not allowed."""
-    try:
-        addr = ipaddress.ip_address(str(ip).split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return True  # fail closed on anything unparseable
-    embedded = _embedded_ipv4(addr)
-    forms = (addr,) if embedded is None else (addr, embedded)
-    if any(form in network for form in forms for network in allowed_networks):
-        return False
-    # The packets go to the embedded IPv4 address, so that is the one to judge.
-    return not _routable(forms[-1])
-
-
-def _literal_address(host):
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        pass
-    try:
-        # getaddrinfo also accepts legacy forms like 127.1 or 2130706433 without DNS.
-        return ipaddress.ip_address(socket.inet_aton(host))
-    except (OSError, ValueError):
-        return None
-
-
-def check_url_literal(url, allowed_networks):
-    """A reason string when the URL's host is an IP literal the guard would refuse, else None."""
-    try:
-        host = urllib.parse.urlsplit(url).hostname
-    except ValueError:
-        return None
-    addr = _literal_address(host) if host else None
-    if addr is not None and is_blocked(str(addr), allowed_networks):
-        return f"{host} is not a globally routable address and not in DOO_WEBHOOKS_ALLOWED_NETWORKS"
-    return None
-
-
 def _guarded_connection(host, port, timeout, source_address, socket_options, allowed_networks):
     """urllib3's create_connection, but every resolved address is checked first."""
     host = host.strip("[]")
     infos = socket.getaddrinfo(host, port, urllib3_connection.allowed_gai_family(), socket.SOCK_STREAM)
-    # All of them, not just the one tried first: otherwise a failed first connect
-    # would fall through to an internal address.
-    for info in infos:
-        if is_blocked(info[4][0], allowed_networks):
-            raise SSRFBlocked(info[4][0], host)
+    ssrf.check_resolved(host, [info[4][0] for info in infos], allowed_networks)
     error = OSError("getaddrinfo returns an empty list")
     for family, socktype, proto, _, sockaddr in infos:
         sock = None
@@ -187,7 +113,7 @@ class GuardedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         # A proxy would make the connection on our behalf, out of the guard's sight.
-        raise SSRFBlocked(proxy)
+        raise ssrf.SSRFBlocked(proxy)
 
 
 _local = threading.local()
@@ -233,7 +159,7 @@ def _chain(exc):
 def _classify(exc):
     chain = _chain(exc)
     for item in chain:
-        if isinstance(item, SSRFBlocked):
+        if isinstance(item, ssrf.SSRFBlocked):
             return ErrorKind.SSRF_BLOCKED, str(item)
     for item in chain:
         # urllib3 2.x makes NewConnectionError a ConnectTimeoutError for compatibility.
@@ -256,7 +182,7 @@ def send(session, method, url, *, body=b"", headers, timeouts, max_bytes=65536):
     try:
         response = session.request(method, url, data=body or None, headers=headers,
                                    timeout=timeouts, allow_redirects=False, stream=True)
-    except (requests.RequestException, SSRFBlocked, OSError) as exc:
+    except (requests.RequestException, ssrf.SSRFBlocked, OSError) as exc:
         return result(error=exc)
     status, got_headers, chunks, size = response.status_code, CaseInsensitiveDict(response.headers), [], 0
     try:

@@ -1,13 +1,10 @@
 """Which hooks take a trigger, and the delivery row each of them gets: one home for both,
 shared by fan-out and webhook initialization."""
 
-import datetime
-import hashlib
-import json
 import uuid
-from storage.lifecycle import Status
 
-EPOCH = datetime.datetime(1970, 1, 1)
+from storage import ordering
+from storage.lifecycle import Status
 
 
 def in_scope(hook, trigger):
@@ -22,17 +19,6 @@ def in_scope(hook, trigger):
             or (hook.group_event_guide_id is not None and hook.group_event_guide_id == trigger.event_guide_id))
 
 
-def sequence_of(occurred_at):
-    """The ordering position of a trigger: its occurred_at in microseconds."""
-    return int((occurred_at - EPOCH).total_seconds() * 1_000_000)
-
-
-def ordering_key(group_id, endpoint, entity_kind, entity_id):
-    """Deliveries sharing this key go out one after another, in trigger order."""
-    text = json.dumps([group_id, endpoint, entity_kind, entity_id])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def delivery_row(hook, trigger_pk, organization_id, entity_kind, entity_id, occurred_at, now, **fields):
     """A new delivery of one trigger (or snapshot) to one hook; ``fields`` set status, source,
     next_attempt_at and the like."""
@@ -40,8 +26,8 @@ def delivery_row(hook, trigger_pk, organization_id, entity_kind, entity_id, occu
         "id": str(uuid.uuid4()), "trigger_pk": trigger_pk, "hook_id": hook.id, "group_id": hook.group_id,
         "organization_id": organization_id, "type": hook.type, "endpoint": hook.endpoint,
         "entity_kind": entity_kind, "entity_id": entity_id,
-        "ordering_key": ordering_key(hook.group_id, hook.endpoint, entity_kind, entity_id),
-        "sequence": sequence_of(occurred_at), "status": Status.PENDING, "attempts": 0, "attempt_base": 0,
+        "ordering_key": ordering.key(hook.group_id, hook.endpoint, entity_kind, entity_id),
+        "sequence": ordering.sequence_of(occurred_at), "status": Status.PENDING, "attempts": 0, "attempt_base": 0,
         "source": "trigger", "next_attempt_at": now, "lease_until": None,
         "skipped_reason": None, "created_at": now, "updated_at": now, **fields,
     }

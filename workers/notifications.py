@@ -4,8 +4,8 @@ An event is a row of the outbox (storage.tables.notifications) written in the tr
 that made the change, for groups with a ``notify_url``. The scheduler sends them on a thread
 of its own (so a slow notify receiver never holds deliveries back): a POST of
 ``{type, timestamp, data}`` signed like a delivery (Standard Webhooks headers, the group's
-signing secret), through the same SSRF guard, retried after rules.NOTIFY_BACKOFF and dropped
-after rules.NOTIFY_MAX_ATTEMPTS attempts.
+signing secret), through the same SSRF guard, retried after NOTIFY_BACKOFF and dropped
+after NOTIFY_MAX_ATTEMPTS attempts.
 """
 
 import datetime
@@ -19,8 +19,8 @@ from storage import outbox
 from storage.db import utcnow
 from storage.lifecycle import NotificationStatus
 from workers import classification
+from workers import endpoint_health
 from workers import http
-from workers import rules
 from workers import signing
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,18 @@ HOOK_RECOVERED = "hook.recovered"
 SEND_LIMIT = 50
 #: a notify receiver gets less patience than a delivery receiver: these are alerts
 MAX_READ_TIMEOUT = 5.0
+#: waits after failed notification attempt 1, 2, ...; after the last one the event is dropped
+NOTIFY_BACKOFF = (10, 60, 300, 1800)
+NOTIFY_MAX_ATTEMPTS = len(NOTIFY_BACKOFF) + 1
+
+
+def notification_next(attempt, success):
+    """(status, seconds to wait) after notification attempt number ``attempt``."""
+    if success:
+        return NotificationStatus.SENT, None
+    if attempt >= NOTIFY_MAX_ATTEMPTS:
+        return NotificationStatus.FAILED, None
+    return NotificationStatus.PENDING, NOTIFY_BACKOFF[attempt - 1]
 
 
 def _stamp(value):
@@ -81,12 +93,12 @@ def recovered(conn, hook_id, now, waiting):
 def auto_disable(conn, now, disable_after):
     """Disable the hooks failing every attempt for ``disable_after`` seconds, with their
     hook.disabled events; returns their ids."""
-    cutoff = rules.auto_disable_cutoff(now, disable_after)
+    cutoff = endpoint_health.auto_disable_cutoff(now, disable_after)
     if cutoff is None:
         return []
     done = []
     for hook in hook_health.failing_hooks(conn, cutoff):
-        done += hook_health.disable_hooks(conn, [hook.id], rules.failing_reason(hook.failing_since), now)
+        done += hook_health.disable_hooks(conn, [hook.id], endpoint_health.failing_reason(hook.failing_since), now)
     disabled(conn, done, now)
     return done
 
@@ -126,7 +138,7 @@ def _attempt(ctx, row):
     except Exception as exc:  # a bug must cost an attempt, not the sweep
         log.exception("notification attempt failed unexpectedly", extra={"notification_id": row.id})
         code, error, success = None, f"{type(exc).__name__}: {exc}", False
-    status, wait = rules.notification_next(row.attempts, success)
+    status, wait = notification_next(row.attempts, success)
     log.log(logging.INFO if success else logging.WARNING, "notification %s attempt %s: %s", row.type,
             row.attempts, status, extra={"group_id": row.group_id, "status_code": code})
     return status, wait, code, error

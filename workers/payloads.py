@@ -3,31 +3,13 @@
 import json
 
 from workers import http
+from workers import placeholders
 
 ORIGIN_MAX_BYTES = 5 * 1024 * 1024
 
 
 class OriginError(Exception):
     """The GraphQL origin could not produce a payload (a failed attempt, kind origin_error)."""
-
-
-def placeholder_values(row, entity):
-    """Values for the placeholders of ``origin.body``, from the trigger behind a delivery."""
-    values = {"%ORGANIZATION_ID%": str(row.organization_id), "%EVENT_ID%": row.event_id}
-    if row.entity_kind == "order":
-        values["%ORDER_ID%"] = row.entity_id
-    elif row.entity_kind == "attendee":
-        values["%ATTENDEE_ID%"] = row.entity_id
-        values["%ORDER_ID%"] = str(entity.get("order_id"))
-    return values
-
-
-def fill(body, values):
-    """Put each value into the JSON-string body, escaped so it cannot break out of its string."""
-    for placeholder, value in values.items():
-        if value is not None:
-            body = body.replace(placeholder, json.dumps(str(value))[1:-1])
-    return body
 
 
 def trusted_origin(url, settings):
@@ -38,7 +20,7 @@ def trusted_origin(url, settings):
 def origin_payload(row, settings, session):
     """POST the filled GraphQL request to the origin; the platform's credentials go only to
     an origin listed in ORIGIN_URLS, never to a URL an organizer typed."""
-    body = fill(row.origin_body, placeholder_values(row, json.loads(row.entity)))
+    body = placeholders.fill(row.origin_body, placeholders.values_for(row, json.loads(row.entity)))
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if trusted_origin(row.origin_endpoint, settings):
         if settings.origin_api_key:

@@ -50,6 +50,7 @@ from requests.structures import CaseInsensitiveDict
 
 from storage.lifecycle import ErrorKind
 from workers import http
+from workers import ssrf
 
 try:
     from asyncio import timeout as _deadline  # Python 3.11+
@@ -71,11 +72,7 @@ class GuardedResolver(AbstractResolver):
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
         answers = await self.inner.resolve(host, port, family)
-        # All of them, not just the one tried first: otherwise a failed first connect
-        # would fall through to an internal address.
-        for answer in answers:
-            if http.is_blocked(answer["host"], self.allowed_networks):
-                raise http.SSRFBlocked(answer["host"], host)
+        ssrf.check_resolved(host, [answer["host"] for answer in answers], self.allowed_networks)
         return answers
 
     async def close(self):
@@ -144,7 +141,7 @@ def classify(exc):
     """(error_kind, error_detail) for an exception out of aiohttp or the guard."""
     chain = http._chain(exc)
     for item in chain:
-        if isinstance(item, http.SSRFBlocked):
+        if isinstance(item, ssrf.SSRFBlocked):
             return ErrorKind.SSRF_BLOCKED, str(item)
     detail = (str(exc) or type(exc).__name__)[:500]
     for item in chain:
@@ -218,10 +215,10 @@ class Transport:
             return self._literals[host]
         except KeyError:
             pass
-        literal = http._literal_address(host)
+        literal = ssrf.literal_address(host)
         refusal = None
-        if literal is not None and http.is_blocked(str(literal), self.allowed_networks):
-            refusal = str(http.SSRFBlocked(str(literal), host))
+        if literal is not None and ssrf.is_blocked(str(literal), self.allowed_networks):
+            refusal = str(ssrf.SSRFBlocked(str(literal), host))
         if len(self._literals) >= 10_000:  # receivers' hosts are few; a bound all the same
             self._literals.clear()
         self._literals[host] = refusal
@@ -284,7 +281,7 @@ class Transport:
                         break
                     chunks.append(chunk)
                     size += len(chunk)
-        except (aiohttp.ClientError, http.SSRFBlocked, OSError, asyncio.TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, ssrf.SSRFBlocked, OSError, asyncio.TimeoutError, ValueError) as exc:
             if deadline is not None and _expired(deadline):
                 # Our deadline says nothing itself; name it, as aiohttp names its connect timeout.
                 exc = asyncio.TimeoutError(f"no complete answer within the read timeout "

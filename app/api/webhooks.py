@@ -26,7 +26,7 @@ from schemas.webhook_config import refuse_masked
 import storage.groups
 from storage.db import utcnow
 from workers import signing
-from workers.http import check_url_literal
+from workers.ssrf import check_url_literal
 from workers.payloads import trusted_origin
 
 blp = ApiBlueprint("webhooks", __name__, description="Webhook groups (doo's webhook configurations).")

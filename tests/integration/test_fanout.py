@@ -22,7 +22,7 @@ from storage.tables import deliveries
 from storage.tables import hooks
 from storage.tables import triggers
 from workers.fanout import fan_out
-from workers.matching import ordering_key
+from storage.ordering import key as ordering_key
 from workers.producer import prepare
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, 0)

@@ -9,6 +9,7 @@ import pytest
 
 from doo_webhooks.settings import from_env
 from workers import http
+from workers import ssrf
 from workers.transport import Transport
 
 WAIT = 10  # seconds any condition may take before the test fails
@@ -298,7 +299,7 @@ def test_ip_literal_loopback_refused_unless_allowed():
             return result, peer.connections
     refused, connections = run(scenario, make_settings(allowed=""))
     assert (refused.error_kind, connections) == ("ssrf_blocked", 0)
-    assert refused.error_detail == str(http.SSRFBlocked("127.0.0.1", "127.0.0.1"))
+    assert refused.error_detail == str(ssrf.SSRFBlocked("127.0.0.1", "127.0.0.1"))
     allowed, connections = run(scenario, make_settings(allowed="127.0.0.0/8"))
     assert (allowed.status_code, allowed.body, connections) == (200, b"ok", 1)
 

@@ -7,15 +7,16 @@ import pytest
 
 from doo_webhooks.settings import SettingsError
 from doo_webhooks.settings import from_env
-from workers import rules
+from workers import endpoint_health
+from workers import notifications
 
 T0 = datetime.datetime(2030, 1, 10, 8, 0, 0, 123456)
 
 
 def test_the_auto_disable_cutoff_is_disable_after_ago_and_zero_means_never():
-    assert rules.auto_disable_cutoff(T0, 432000) == T0 - datetime.timedelta(days=5)
-    assert rules.auto_disable_cutoff(T0, 60) == T0 - datetime.timedelta(minutes=1)
-    assert rules.auto_disable_cutoff(T0, 0) is None
+    assert endpoint_health.auto_disable_cutoff(T0, 432000) == T0 - datetime.timedelta(days=5)
+    assert endpoint_health.auto_disable_cutoff(T0, 60) == T0 - datetime.timedelta(minutes=1)
+    assert endpoint_health.auto_disable_cutoff(T0, 0) is None
 
 
 def test_disable_after_defaults_to_five_days_and_refuses_a_negative():
@@ -26,19 +27,19 @@ def test_disable_after_defaults_to_five_days_and_refuses_a_negative():
 
 
 def test_the_reasons_say_since_when_and_why():
-    assert rules.failing_reason(T0) == "failing since 2030-01-10T08:00:00Z"
-    assert rules.skipped_reason("the receiver answered 410 Gone") == "hook disabled: the receiver answered 410 Gone"
-    assert rules.skipped_reason(None) == "hook disabled: disabled"
-    assert len(rules.skipped_reason("x" * 300)) == 255
+    assert endpoint_health.failing_reason(T0) == "failing since 2030-01-10T08:00:00Z"
+    assert endpoint_health.skipped_reason("the receiver answered 410 Gone") == "hook disabled: the receiver answered 410 Gone"
+    assert endpoint_health.skipped_reason(None) == "hook disabled: disabled"
+    assert len(endpoint_health.skipped_reason("x" * 300)) == 255
 
 
 def test_a_notification_is_tried_five_times_with_a_growing_backoff_then_dropped():
-    assert rules.notification_next(1, True) == ("sent", None)
+    assert notifications.notification_next(1, True) == ("sent", None)
     waits = []
     for attempt in range(1, 6):
-        status, wait = rules.notification_next(attempt, False)
+        status, wait = notifications.notification_next(attempt, False)
         if status == "failed":
-            assert attempt == rules.NOTIFY_MAX_ATTEMPTS == 5 and wait is None
+            assert attempt == notifications.NOTIFY_MAX_ATTEMPTS == 5 and wait is None
             break
         assert status == "pending"
         waits.append(wait)

@@ -9,6 +9,7 @@ from werkzeug import Response
 
 from doo_webhooks.settings import from_env
 from workers import http
+from workers import ssrf
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
@@ -100,20 +101,20 @@ def do_send(settings, url, **kwargs):
     ("", (), True),
 ])
 def test_is_blocked(ip, allowed, blocked):
-    assert http.is_blocked(ip, allowed) is blocked
+    assert ssrf.is_blocked(ip, allowed) is blocked
 
 
 @given(st.ip_addresses(v=4))
 def test_is_blocked_sees_through_ipv4_mapped(addr):
     mapped = ipaddress.IPv6Address(f"::ffff:{addr}")
-    assert http.is_blocked(str(mapped), ()) == http.is_blocked(str(addr), ())
-    assert http.is_blocked(str(mapped), (ipaddress.ip_network("0.0.0.0/0"),)) is False
+    assert ssrf.is_blocked(str(mapped), ()) == ssrf.is_blocked(str(addr), ())
+    assert ssrf.is_blocked(str(mapped), (ipaddress.ip_network("0.0.0.0/0"),)) is False
 
 
 @given(st.ip_addresses(v=4, network="10.0.0.0/8") | st.ip_addresses(v=4, network="169.254.0.0/16")
        | st.ip_addresses(v=4, network="100.64.0.0/10") | st.ip_addresses(v=6, network="fe80::/10"))
 def test_is_blocked_internal_ranges(addr):
-    assert http.is_blocked(str(addr), (LOOPBACK,))
+    assert ssrf.is_blocked(str(addr), (LOOPBACK,))
 
 
 @pytest.mark.parametrize("url, allowed, refused", [
@@ -133,7 +134,7 @@ def test_is_blocked_internal_ranges(addr):
     ("not a url", (), False),
 ])
 def test_check_url_literal(url, allowed, refused):
-    reason = http.check_url_literal(url, allowed)
+    reason = ssrf.check_url_literal(url, allowed)
     assert (reason is not None) is refused
     if refused:
         assert "DOO_WEBHOOKS_ALLOWED_NETWORKS" in reason
@@ -301,7 +302,7 @@ def test_hostname_resolving_to_allowed_address_connects(server, resolve, connect
 
 def test_ssrf_blocked_raised_by_session_carries_address(resolve, connects):
     resolve("metadata.test", "169.254.169.254")
-    with pytest.raises(http.SSRFBlocked) as caught:
+    with pytest.raises(ssrf.SSRFBlocked) as caught:
         http.session_for(make_settings("")).get("http://metadata.test/", timeout=(1, 1))
     assert caught.value.address == "169.254.169.254"
     assert connects == []
@@ -316,7 +317,7 @@ def test_https_is_guarded_too(resolve, connects):
 
 def test_proxies_are_refused(connects):
     session = http.session_for(make_settings("127.0.0.0/8"))
-    with pytest.raises(http.SSRFBlocked):
+    with pytest.raises(ssrf.SSRFBlocked):
         session.get("http://example.com/", proxies={"http": "http://127.0.0.1:9"}, timeout=(1, 1))
     assert connects == []
 

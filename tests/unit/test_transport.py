@@ -10,7 +10,7 @@ import pytest
 import yarl
 
 from doo_webhooks.settings import from_env
-from workers import http
+from workers import ssrf
 from workers import transport
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -55,10 +55,10 @@ def test_guarded_resolver_refuses_any_blocked_address(ips, allowed, refused):
         answers = asyncio.run(resolver.resolve("receiver.test", 80))
         assert [a["host"] for a in answers] == list(ips)
         return
-    with pytest.raises(http.SSRFBlocked) as caught:
+    with pytest.raises(ssrf.SSRFBlocked) as caught:
         asyncio.run(resolver.resolve("receiver.test", 80))
     assert caught.value.address == refused
-    assert str(caught.value) == str(http.SSRFBlocked(refused, "receiver.test"))
+    assert str(caught.value) == str(ssrf.SSRFBlocked(refused, "receiver.test"))
 
 
 def test_guarded_resolver_closes_inner():
@@ -129,8 +129,8 @@ def caused_by(exc, cause):
 
 
 @pytest.mark.parametrize("exc, kind", [
-    (http.SSRFBlocked("10.0.0.1", "x.test"), "ssrf_blocked"),
-    (caused_by(aiohttp.ClientError("wrapped"), http.SSRFBlocked("10.0.0.1", "x.test")), "ssrf_blocked"),
+    (ssrf.SSRFBlocked("10.0.0.1", "x.test"), "ssrf_blocked"),
+    (caused_by(aiohttp.ClientError("wrapped"), ssrf.SSRFBlocked("10.0.0.1", "x.test")), "ssrf_blocked"),
     (aiohttp.ConnectionTimeoutError("Connection timeout to host"), "timeout"),
     (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), "timeout"),
     (asyncio.TimeoutError("no complete answer"), "timeout"),
@@ -143,7 +143,7 @@ def test_classify(exc, kind):
     assert got_kind == kind
     assert detail
     if kind == "ssrf_blocked":
-        assert detail == str(http.SSRFBlocked("10.0.0.1", "x.test"))
+        assert detail == str(ssrf.SSRFBlocked("10.0.0.1", "x.test"))
 
 
 @pytest.mark.parametrize("url, allowed, refused", [

@@ -1,4 +1,4 @@
-"""workers.rules: the retry schedule with jitter, lengthened by a receiver's Retry-After."""
+"""workers.retry_schedule: the retry schedule with jitter, lengthened by a receiver's Retry-After."""
 
 import datetime
 import email.utils
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from doo_webhooks.settings import DEFAULT_RETRY_SCHEDULE
 from workers import classification
-from workers import rules
+from workers import retry_schedule
 
 NOW = datetime.datetime(2030, 1, 1, 12, 0, 0)  # naive UTC, as the ledger's clock gives it
 DAY = 24 * 3600
@@ -27,37 +27,37 @@ def settings(schedule=(10, 60, 300), jitter=0.0):
 
 def delay(attempt, status, headers, settings, now, rng=random):
     """The wait after a failed attempt answered ``status`` with ``headers``: what
-    workers.classification reads of the answer, then the schedule of workers.rules."""
-    return rules.failure_delay(attempt, classification.retry_after(status, headers, now), settings, rng)
+    workers.classification reads of the answer, then the schedule of workers.retry_schedule."""
+    return retry_schedule.failure_delay(attempt, classification.retry_after(status, headers, now), settings, rng)
 
 
 # --- retry_delay -----------------------------------------------------------------------
 
 def test_schedule_without_jitter():
     schedule = DEFAULT_RETRY_SCHEDULE
-    assert [rules.retry_delay(n, schedule, jitter=0) for n in range(1, 10)] == [
+    assert [retry_schedule.retry_delay(n, schedule, jitter=0) for n in range(1, 10)] == [
         10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400]
 
 
 @pytest.mark.parametrize("attempt", [9, 10, 11, 50, 10_000])
 def test_last_delay_repeats(attempt):
-    assert rules.retry_delay(attempt, DEFAULT_RETRY_SCHEDULE, jitter=0) == 86400
+    assert retry_schedule.retry_delay(attempt, DEFAULT_RETRY_SCHEDULE, jitter=0) == 86400
 
 
 def test_single_value_schedule():
-    assert [rules.retry_delay(n, (0.5,), jitter=0) for n in (1, 2, 3)] == [0.5, 0.5, 0.5]
+    assert [retry_schedule.retry_delay(n, (0.5,), jitter=0) for n in (1, 2, 3)] == [0.5, 0.5, 0.5]
 
 
 def test_default_schedule_is_about_two_days():
-    total = sum(rules.retry_delay(n, DEFAULT_RETRY_SCHEDULE, jitter=0) for n in range(1, 10))
+    total = sum(retry_schedule.retry_delay(n, DEFAULT_RETRY_SCHEDULE, jitter=0) for n in range(1, 10))
     assert 1.5 * DAY < total < 2.5 * DAY
 
 
 def test_seeded_jitter_is_reproducible_and_spreads_both_ways():
-    draws = [rules.retry_delay(1, (100,), 0.2, random.Random(7)) for _ in range(3)]
+    draws = [retry_schedule.retry_delay(1, (100,), 0.2, random.Random(7)) for _ in range(3)]
     assert draws[0] == draws[1] == draws[2]
     rng = random.Random(1234)
-    values = [rules.retry_delay(1, (100,), 0.2, rng) for _ in range(500)]
+    values = [retry_schedule.retry_delay(1, (100,), 0.2, rng) for _ in range(500)]
     assert all(80 <= v <= 120 for v in values)
     assert min(values) < 85 and max(values) > 115  # it really jitters, over the whole range
     assert len(set(values)) > 400
@@ -65,7 +65,7 @@ def test_seeded_jitter_is_reproducible_and_spreads_both_ways():
 
 def test_default_jitter_is_twenty_percent():
     rng = random.Random(99)
-    values = [rules.retry_delay(2, DEFAULT_RETRY_SCHEDULE, rng=rng) for _ in range(500)]
+    values = [retry_schedule.retry_delay(2, DEFAULT_RETRY_SCHEDULE, rng=rng) for _ in range(500)]
     assert all(48 <= v <= 72 for v in values)
     assert min(values) < 50 and max(values) > 70
 
@@ -78,7 +78,7 @@ def test_default_jitter_is_twenty_percent():
 )
 def test_jitter_stays_within_bounds(seed, attempt, schedule, jitter):
     base = schedule[min(attempt, len(schedule)) - 1]
-    delay = rules.retry_delay(attempt, tuple(schedule), jitter, random.Random(seed))
+    delay = retry_schedule.retry_delay(attempt, tuple(schedule), jitter, random.Random(seed))
     slack = 1e-9 * max(base, 1)
     assert base * (1 - jitter) - slack <= delay <= base * (1 + jitter) + slack
     assert delay >= 0
