@@ -10,9 +10,9 @@ from app.auth import authenticate_request
 from app.errors import DooApi
 from app.errors import register as register_errors
 from app.services import Services
-from doo_webhooks import __version__
-from doo_webhooks import settings as settings_module
-from doo_webhooks.crypto import SecretBox
+from ground import __version__
+from ground import settings as settings_module
+from ground.crypto import SecretBox
 from storage.db import engine_for
 
 BODY_METHODS = ("POST", "PUT", "PATCH")

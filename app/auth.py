@@ -7,8 +7,8 @@ from flask import request
 from flask_smorest import abort
 
 from app.services import services
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import same
+from ground.crypto import digest
+from ground.crypto import same
 from storage import tenancy
 from storage.db import utcnow
 

@@ -4,7 +4,7 @@ import datetime
 import json
 import uuid
 
-from doo_webhooks.crypto import MASK
+from ground.crypto import MASK
 from schemas.webhook_config import type_key
 from storage.db import utcnow
 from workers import signing

@@ -13,8 +13,8 @@ from flask import g
 from flask import jsonify
 from flask import request
 
-from doo_webhooks import health
-from doo_webhooks import metrics
+from workers import health
+from workers import metrics
 from workers.intake import RedisStreams
 
 UNMATCHED = "<unmatched>"

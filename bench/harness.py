@@ -104,7 +104,7 @@ def project_env(settings):
 
 def known_settings():
     """Names the current code reads (a setting the rewrite dropped is then not passed)."""
-    from doo_webhooks import settings
+    from ground import settings
     return {s.name for s in settings.SETTINGS}
 
 

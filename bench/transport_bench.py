@@ -76,7 +76,7 @@ def serve(ports, delay):
 
 
 def settings():
-    from doo_webhooks.settings import from_env
+    from ground.settings import from_env
     return from_env({"DOO_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8"})
 
 

@@ -6,7 +6,7 @@ import sys
 import click
 
 from doo_webhooks import __version__
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 from doo_webhooks import cli_operations
 from doo_webhooks.cli_common import _engine
 from doo_webhooks.cli_common import _print
@@ -17,7 +17,7 @@ from doo_webhooks.cli_common import _settings
 @click.version_option(__version__, prog_name="doo-webhooks")
 def main():
     """doo-webhooks: webhook delivery for the doo event-ticketing platform."""
-    from doo_webhooks.logs import configure
+    from ground.logs import configure
     configure(_settings())
 
 
@@ -101,7 +101,7 @@ def create_organizer(email, name, team_id, role):
 @click.option("--organizer-id", type=int, required=True)
 def create_credentials(organizer_id):
     """Print a new api_key, client_id and client_secret for an organizer (shown once)."""
-    from doo_webhooks.crypto import digest, new_secret
+    from ground.crypto import digest, new_secret
     from storage import tenancy
     api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
     _create(tenancy.create_credentials, organizer_id, digest(api_key), client_id, digest(client_secret))
@@ -112,7 +112,7 @@ def create_credentials(organizer_id):
 @click.option("--name", default="platform", show_default=True)
 def create_platform_key(name):
     """Print a new key for POST /v1/triggers (shown once)."""
-    from doo_webhooks.crypto import digest, new_secret
+    from ground.crypto import digest, new_secret
     from storage import tenancy
     key = new_secret("dp_")
     _create(tenancy.create_platform_key, name, digest(key))
@@ -129,7 +129,7 @@ def secrets():
 @secrets.command("rotate")
 def secrets_rotate():
     """Re-encrypt every stored secret under the newest key of DOO_WEBHOOKS_SECRET_KEYS."""
-    from doo_webhooks.crypto import SecretBox
+    from ground.crypto import SecretBox
     from storage import groups
     settings = _settings()
     box = SecretBox(settings)
@@ -207,8 +207,8 @@ def demo(data_dir, timeout, verbose):
 def worker(concurrency, celery_args):
     """A worker: fans triggers out from the intake streams and sends due deliveries (asyncio),
     inside a Celery worker whose threads serve the Celery queues. Extra args go to Celery."""
-    from doo_webhooks import metrics
-    from doo_webhooks.logs import effective_format
+    from workers import metrics
+    from ground.logs import effective_format
     from workers.celery_app import app
     from workers.queues import DELIVERIES_QUEUE, TRIGGERS_QUEUE
     settings = _settings()
@@ -231,7 +231,7 @@ def scheduler():
     import signal
     import threading
 
-    from doo_webhooks import metrics
+    from workers import metrics
     from workers import scheduler as sweeper
     from workers.tasks import context
     stop = threading.Event()

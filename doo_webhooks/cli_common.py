@@ -5,7 +5,7 @@ import json
 
 import click
 
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 
 
 def _settings():

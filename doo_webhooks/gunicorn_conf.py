@@ -56,8 +56,8 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        from doo_webhooks import settings as settings_module
-        from doo_webhooks.logs import formatter
+        from ground import settings as settings_module
+        from ground.logs import formatter
         chosen = formatter(settings_module.from_env())
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:

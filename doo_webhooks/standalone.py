@@ -16,8 +16,8 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from app import create_app
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
+from ground.crypto import digest
+from ground.crypto import new_secret
 from storage import ledger
 from storage import tenancy
 from storage.db import utcnow

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 from storage.migrate import upgrade
 from storage.tables import metadata
 from tests.support import isolation

@@ -8,7 +8,7 @@ acknowledge work it did not finish: acks_late + reject_on_worker_lost, prefetch 
 from celery import Celery
 from celery import signals
 
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 
 from workers.queues import DELIVER
 from workers.queues import DELIVERIES_QUEUE
@@ -47,8 +47,8 @@ def configure(app, settings):
 @signals.setup_logging.connect
 def _our_logging(**_):
     """Celery's own lines go through our formatter too: with a receiver here, Celery adds no
-    handler of its own and redirects no output (see doo_webhooks.logs)."""
-    from doo_webhooks.logs import configure
+    handler of its own and redirects no output (see ground.logs)."""
+    from ground.logs import configure
     configure(settings_module.from_env())
 
 

@@ -5,8 +5,8 @@ import concurrent.futures
 import dataclasses
 import logging
 
-from doo_webhooks import metrics
-from doo_webhooks.crypto import SecretBox
+from workers import metrics
+from ground.crypto import SecretBox
 from storage.db import engine_for
 from workers.tokens import TokenProvider
 from workers.tokens import make_token_cache

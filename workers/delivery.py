@@ -16,7 +16,7 @@ import time
 import sqlalchemy.exc
 import tenacity
 
-from doo_webhooks import __version__
+from ground import __version__
 from storage import hook_health
 from storage import ledger
 from storage import lifecycle

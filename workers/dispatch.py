@@ -9,7 +9,7 @@ SKIP LOCKED on PostgreSQL, so several schedulers may run at once.
 
 import logging
 
-from doo_webhooks import metrics
+from workers import metrics
 from storage import ledger
 from storage.db import utcnow
 from workers import notifications

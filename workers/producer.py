@@ -90,7 +90,7 @@ def _masked(url):
 
 def _broker(broker_url):
     if broker_url is None:
-        from doo_webhooks.settings import from_env
+        from ground.settings import from_env
         broker_url = from_env().broker_url
     return broker_url
 

@@ -33,7 +33,7 @@ import datetime
 import logging
 import time
 
-from doo_webhooks import metrics
+from workers import metrics
 import storage.ledger
 from storage import lifecycle
 from storage.db import utcnow

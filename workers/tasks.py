@@ -7,7 +7,7 @@ import logging
 import sqlalchemy.exc
 from celery import bootsteps
 
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 from workers import delivery
 from workers import intake
 from workers.celery_app import app

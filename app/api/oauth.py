@@ -13,8 +13,8 @@ from app.auth import api_key_credential
 from app.auth import client_matches
 from app.errors import ApiBlueprint
 from app.services import services
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
+from ground.crypto import digest
+from ground.crypto import new_secret
 from storage import tenancy
 from storage.db import utcnow
 

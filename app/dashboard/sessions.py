@@ -15,9 +15,9 @@ from flask import g
 from flask import request
 
 from app.services import services
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
-from doo_webhooks.crypto import same
+from ground.crypto import digest
+from ground.crypto import new_secret
+from ground.crypto import same
 from storage import dashboard as store
 from storage.db import utcnow
 

@@ -8,7 +8,7 @@ import redis
 import sqlalchemy as sa
 
 from app import create_app
-from doo_webhooks import settings as settings_module
+from ground import settings as settings_module
 from storage.db import engine_for
 from tests.conftest import TEST_KEY
 from tests.support import isolation

@@ -217,7 +217,7 @@ def test_readyz_turns_red_when_postgresql_is_unreachable(pg_database_url, tmp_pa
         assert web.stop() == 0
     lines = [json.loads(line) for line in web.output().splitlines() if line.strip()]  # gunicorn's own too
     assert any(line["logger"] == "gunicorn.access" and "/readyz" in line["message"] for line in lines)
-    assert any(line["logger"] == "doo_webhooks.health" and line["level"] == "WARNING" for line in lines)
+    assert any(line["logger"] == "workers.health" and line["level"] == "WARNING" for line in lines)
 
 
 def test_worker_and_scheduler_readyz_without_their_database(pipeline_factory):

@@ -84,7 +84,7 @@ def test_a_bad_entity_is_refused_at_emit_and_at_the_http_endpoint_and_nothing_is
     broker = redis.Redis.from_url(BROKER)
     from storage import tenancy
     from storage.db import utcnow
-    from doo_webhooks.crypto import digest
+    from ground.crypto import digest
     with pipeline.engine.begin() as conn:
         tenancy.create_platform_key(conn, "platform", digest("platform-key"), utcnow())
 

@@ -15,7 +15,7 @@ import time
 import requests
 import sqlalchemy as sa
 
-from doo_webhooks.crypto import digest
+from ground.crypto import digest
 from storage import tenancy
 from storage.db import utcnow
 from tests.e2e.conftest import order

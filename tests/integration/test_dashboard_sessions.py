@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.dashboard import sessions
-from doo_webhooks.crypto import digest
+from ground.crypto import digest
 from storage.db import utcnow
 from storage.tables import credentials
 from storage.tables import dashboard_sessions

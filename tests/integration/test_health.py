@@ -4,7 +4,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from doo_webhooks import health
+from workers import health
 from doo_webhooks.standalone import InlinePublisher
 from storage.tables import deliveries
 from tests.conftest import REDIS_URL

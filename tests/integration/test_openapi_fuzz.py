@@ -24,7 +24,7 @@ from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
 from app import create_app
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from schemas.types import RESOURCES
 from schemas.types import TYPES
 from storage import triggers

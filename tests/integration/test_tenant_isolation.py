@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
+from ground.crypto import digest
+from ground.crypto import new_secret
 from storage import tenancy
 from storage import triggers
 from storage.db import utcnow

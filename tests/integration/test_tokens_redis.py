@@ -5,7 +5,7 @@ import pytest
 import redis
 from werkzeug import Response
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from tests.conftest import REDIS_URL
 from workers import tokens
 

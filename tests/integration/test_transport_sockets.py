@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from workers import http
 from workers import ssrf
 from workers.transport import Transport

@@ -80,7 +80,7 @@ def test_without_a_platform_key_it_is_401(client, publisher, platform_key, tenan
 def test_a_revoked_platform_key_is_401(app, client, publisher, platform_key):
     import sqlalchemy as sa
 
-    from doo_webhooks.crypto import digest
+    from ground.crypto import digest
     from storage.db import utcnow
     from storage.tables import platform_keys
     with app.extensions["doo_webhooks"].engine.begin() as conn:

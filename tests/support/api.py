@@ -2,8 +2,8 @@
 
 import json
 
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
+from ground.crypto import digest
+from ground.crypto import new_secret
 from storage import tenancy
 from storage.db import utcnow
 

@@ -1,7 +1,7 @@
 """A tenant for tests, in every tier: organization, team, organizer with a role, credentials, a live token.
 
 ``new_tenant`` builds one the way ``doo-webhooks admin`` does (the api key and the client secret are
-stored as ``doo_webhooks.crypto.digest``), then it gets its access token through ``POST /v1/oauth``
+stored as ``ground.crypto.digest``), then it gets its access token through ``POST /v1/oauth``
 with the Flask test client, like any API user. The integration tests reach it as the
 ``tenant_factory`` fixture, e2e and fault tests as ``Pipeline.tenant``.
 """
@@ -9,8 +9,8 @@ with the Flask test client, like any API user. The integration tests reach it as
 import dataclasses
 import itertools
 
-from doo_webhooks.crypto import digest
-from doo_webhooks.crypto import new_secret
+from ground.crypto import digest
+from ground.crypto import new_secret
 from storage import tenancy
 from storage.db import utcnow
 from tests.support.seeds import seed_config

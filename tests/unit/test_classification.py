@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from storage.lifecycle import ErrorKind
 from workers import classification
 from workers.http import HttpResult

@@ -5,8 +5,8 @@ import datetime
 
 import pytest
 
-from doo_webhooks.settings import SettingsError
-from doo_webhooks.settings import from_env
+from ground.settings import SettingsError
+from ground.settings import from_env
 from workers import endpoint_health
 from workers import notifications
 

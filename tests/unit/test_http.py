@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 from werkzeug import Response
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from workers import http
 from workers import ssrf
 

@@ -1,4 +1,4 @@
-"""doo_webhooks.logs: JSON lines, text lines, delivery context, and the credential scrubber."""
+"""ground.logs: JSON lines, text lines, delivery context, and the credential scrubber."""
 
 import json
 import logging
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from doo_webhooks import logs
-from doo_webhooks.settings import from_env
+from ground import logs
+from ground.settings import from_env
 
 
 def record(message, *args, exc_info=None, **extra):

@@ -1,4 +1,4 @@
-"""doo_webhooks.metrics: what each delivery outcome, token fetch and sweep counts."""
+"""workers.metrics: what each delivery outcome, token fetch and sweep counts."""
 
 import datetime
 import types
@@ -6,7 +6,7 @@ import types
 import pytest
 from prometheus_client import REGISTRY
 
-from doo_webhooks import metrics
+from workers import metrics
 from tests.support.observability import metric
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doo_webhooks.settings import DEFAULT_RETRY_SCHEDULE
+from ground.settings import DEFAULT_RETRY_SCHEDULE
 from workers import classification
 from workers import retry_schedule
 

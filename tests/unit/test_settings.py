@@ -1,4 +1,4 @@
-"""doo_webhooks.settings: defaults, parsing, errors that name the variable, and the README table."""
+"""ground.settings: defaults, parsing, errors that name the variable, and the README table."""
 
 import ipaddress
 import pathlib
@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from doo_webhooks import settings as settings_module
-from doo_webhooks.settings import PREFIX
-from doo_webhooks.settings import SETTINGS
-from doo_webhooks.settings import SettingsError
-from doo_webhooks.settings import from_env
+from ground import settings as settings_module
+from ground.settings import PREFIX
+from ground.settings import SETTINGS
+from ground.settings import SettingsError
+from ground.settings import from_env
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.rst"
 

@@ -7,7 +7,7 @@ import urllib.parse
 import pytest
 from werkzeug import Response
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from workers import tokens
 
 SECRET = "s3cr3t+&=/value"

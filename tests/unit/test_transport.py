@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 import yarl
 
-from doo_webhooks.settings import from_env
+from ground.settings import from_env
 from workers import ssrf
 from workers import transport
 

@@ -247,7 +247,7 @@ def serve(settings, what):
     """
     if not settings.metrics_port:
         return None
-    from doo_webhooks import health
+    from workers import health
     try:
         server = wsgiref.simple_server.make_server(
             settings.metrics_host, settings.metrics_port, ops_wsgi_app(lambda: health.readiness(settings)),
