@@ -9,11 +9,9 @@ from flask_smorest import abort
 from app.auth import authenticate_request
 from app.errors import DooApi
 from app.errors import register as register_errors
-from app.services import Services
 from ground import __version__
 from ground import settings as settings_module
-from ground.crypto import SecretBox
-from storage.db import engine_for
+from services.context import Context
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
@@ -40,8 +38,7 @@ def create_app(settings=None, publisher=None):
     if publisher is None:
         from workers.producer import StreamPublisher
         publisher = StreamPublisher(settings.broker_url)
-    app.extensions["doo_webhooks"] = Services(
-        settings=settings, engine=engine_for(settings.database_url), box=SecretBox(settings), publisher=publisher)
+    app.extensions["doo_webhooks"] = Context.create(settings, publisher)
 
     api = DooApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "x-api-key"})

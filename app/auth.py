@@ -1,7 +1,5 @@
 """Who is calling: doo-style x-api-key plus a Bearer token from POST /v1/oauth."""
 
-import dataclasses
-
 from flask import g
 from flask import request
 from flask_smorest import abort
@@ -9,30 +7,10 @@ from flask_smorest import abort
 from app.services import services
 from ground.crypto import digest
 from ground.crypto import same
+from services.tenancy import Caller
+from services.tenancy import WRITE_ROLES  # noqa: F401  (app.api.organizers)
 from storage import tenancy
 from storage.db import utcnow
-
-ROLES = ("team_admin", "team_member", "team_viewer")
-WRITE_ROLES = ("team_admin", "team_member")
-
-
-@dataclasses.dataclass(frozen=True)
-class Caller:
-    organizer_id: int
-    credential_id: int
-    memberships: tuple
-
-    def organization_ids(self, write=False):
-        return sorted({m.organization_id for m in self.memberships if not write or m.role in WRITE_ROLES})
-
-    def team(self, team_id, write=False):
-        """The caller's membership of ``team_id``; 403 when there is none (or it may not write)."""
-        for membership in self.memberships:
-            if membership.team_id == team_id:
-                if write and membership.role not in WRITE_ROLES:
-                    abort(403, message=f"Your role {membership.role!r} in team {team_id} may only read.")
-                return membership
-        abort(403, message=f"You are not a member of team {team_id}.")
 
 
 def _unauthorized(message):

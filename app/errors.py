@@ -13,6 +13,8 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
+from services.errors import Refused
+
 log = logging.getLogger(__name__)
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -146,9 +148,22 @@ def _flatten(errors, prefix=""):
             yield f"{path}: {value}"
 
 
+def refused(exc):
+    """A use case's refusal (services.errors) in doo's envelope, like an abort of the same status."""
+    message = exc.message
+    if exc.errors and not message:
+        message = "Validation failed: " + "; ".join(_flatten(exc.errors))
+    response, status = envelope(exc.status, message or USER_MESSAGES.get(exc.status, "The request failed."),
+                                exc.errors)
+    if exc.status == 401:  # RFC 9110 §15.5.2: every 401 says how to authenticate
+        response.headers["WWW-Authenticate"] = 'Bearer realm="doo-webhooks"'
+    return response, status
+
+
 def register(app, api):
     api_handler = api.handle_http_exception
     app.register_error_handler(HTTPException, api_handler)
+    app.register_error_handler(Refused, refused)
 
     @app.errorhandler(Exception)
     def unexpected(exc):

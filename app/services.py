@@ -1,17 +1,4 @@
-"""What a request needs beyond Flask: settings, the database engine, the secret box."""
+"""Deprecated name of app.context (kept until every view has moved over)."""
 
-import dataclasses
-
-from flask import current_app
-
-
-@dataclasses.dataclass
-class Services:
-    settings: object
-    engine: object
-    box: object
-    publisher: object = None
-
-
-def services():
-    return current_app.extensions["doo_webhooks"]
+from app.context import context as services  # noqa: F401
+from services.context import Context as Services  # noqa: F401

@@ -1,6 +1,8 @@
 """What every ``doo-webhooks`` command needs: the settings (a bad one is a usage error, not a
-traceback), the ledger's engine, and JSON out."""
+traceback), the service layer's Context, a use case's refusal said as a message (exit 1),
+and JSON out."""
 
+import functools
 import json
 
 import click
@@ -22,3 +24,26 @@ def _engine(settings):
 
 def _print(obj):
     click.echo(json.dumps(obj, indent=2))
+
+
+def _context():
+    """The services' Context of a command. No publisher: a command reaches the workers
+    through the broker's nudge (cli_operations._nudge_workers), and only when it answers."""
+    from services.context import Context
+    settings = _settings()
+    return Context.create(settings, engine=_engine(settings))
+
+
+def refusals(command):
+    """Say a use case's refusal (services.errors) as ``Error: <message>`` and exit 1, as the
+    API answers it with its status: no traceback for an unknown id or a wrong state."""
+    from services.errors import Refused
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except Refused as exc:
+            fields = "; ".join(f"{key}: {value}" for key, value in exc.errors.items())
+            raise click.ClickException(" ".join(part for part in (exc.message, fields) if part)) from None
+    return wrapper

@@ -22,6 +22,7 @@ from flask_smorest import abort as smorest_abort
 from markupsafe import Markup
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from app import deliveries as views
 from app.api import initialization as init_api
@@ -37,6 +38,7 @@ from app.dashboard import listing
 from app.dashboard import sessions
 from app import tenancy
 from app.services import services
+from services.errors import Refused
 from schemas.types import RESOURCES
 from schemas.types import TYPES
 from storage import dashboard as store
@@ -89,6 +91,16 @@ def harden(response):
     if request.endpoint != "dashboard.static":
         response.headers["Cache-Control"] = "no-store"  # delivery data stays out of shared caches
     return response
+
+
+@blp.errorhandler(Refused)
+def refused_page(exc):
+    """A use case's refusal (services.errors), on the page rather than in a JSON envelope."""
+    message = exc.message
+    if exc.errors:
+        message = f"{message or 'The form is not valid'}: {listing.flat(exc.errors)}"
+    return render_template("error.html", status=exc.status, name=HTTP_STATUS_CODES.get(exc.status, "Error"),
+                           message=message), exc.status
 
 
 @blp.errorhandler(HTTPException)
