@@ -1,6 +1,6 @@
 """Direct writes to the ledger, for states the API rightly refuses to create."""
 
-from app.groups import new_group_id
+from services.group_rows import new_group_id
 from storage import groups
 from storage.db import utcnow
 

@@ -1,4 +1,5 @@
-"""Webhook groups between their API form and their rows: plain functions, no Flask."""
+"""Webhook groups between their API form (doo's configuration and listing) and their rows:
+pure functions, no transaction, no Flask. The use cases of services.webhook_groups apply them."""
 
 import datetime
 import json
@@ -96,8 +97,8 @@ def new_group_id():
     return str(uuid.uuid4())
 
 
-def to_listing(group, hook_rows, self_href):
-    """One group as doo lists it; secrets masked."""
+def to_listing(group, hook_rows):
+    """One group as doo lists it, secrets masked; the face adds its ``_links``."""
     item = {"id": group.id, "name": group.name, "description": group.description}
     if group.event_id is not None:
         item["event_id"] = group.event_id
@@ -116,7 +117,6 @@ def to_listing(group, hook_rows, self_href):
         item["max_per_second"] = group.max_per_second
     if group.notify_url:
         item["notify_url"] = group.notify_url
-    item["_links"] = {"self": {"href": self_href}}
     return item
 
 
