@@ -1,87 +1,37 @@
-"""Who is calling: doo-style x-api-key plus a Bearer token from POST /v1/oauth."""
+"""Who is calling: doo-style x-api-key plus a Bearer token from POST /v1/oauth. This face only
+reads the headers and keeps the caller on ``flask.g``; services.access decides."""
 
 from flask import g
 from flask import request
-from flask_smorest import abort
 
-from app.services import services
-from ground.crypto import digest
-from ground.crypto import same
-from services.tenancy import Caller
+from app.context import context
+from services import access
 from services.tenancy import WRITE_ROLES  # noqa: F401  (app.api.organizers)
-from storage import tenancy
-from storage.db import utcnow
 
 
-def _unauthorized(message):
-    abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="doo-webhooks"'})
-
-
-def credential_for(conn, api_key):
-    """The live credential of an API key, or None (unknown or revoked)."""
-    return tenancy.credential_by_api_key(conn, digest(api_key)) if api_key else None
-
-
-def client_matches(credential, client_id, client_secret):
-    """Whether client_id and client_secret are this credential's (POST /v1/oauth and the dashboard's login)."""
-    # compared as bytes: hmac.compare_digest refuses str with non-ASCII characters
-    return (same(credential.client_id.encode(), client_id.encode())
-            and same(credential.client_secret_hash, digest(client_secret)))
-
-
-def caller_of(conn, credential):
-    """The Caller a credential stands for, with its organizer's memberships as they are now."""
-    return Caller(credential.organizer_id, credential.id, tuple(tenancy.memberships_of(conn, credential.organizer_id)))
-
-
-def api_key_credential(conn):
-    api_key = request.headers.get("x-api-key", "").strip()
-    if not api_key:
-        _unauthorized("Missing x-api-key header.")
-    credential = credential_for(conn, api_key)
-    if credential is None:
-        _unauthorized("Unknown or revoked API key.")
-    return credential
+def api_key():
+    return request.headers.get("x-api-key", "").strip()
 
 
 def bearer_token():
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    """The Bearer token of the Authorization header; "" when the header carries none, None
+    when there is no header (services.access.authenticate tells the two apart)."""
+    header = request.headers.get("Authorization")
+    if not header:
         return None
-    return token.strip()
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def current_caller(bearer_required=True):
-    """Authenticate the request; 401 with the error envelope when it cannot be."""
+    """The authenticated Caller of this request (services.errors.Unauthorized when there is none)."""
     cached = g.get("caller")
     if cached is not None and (g.get("caller_has_bearer") or not bearer_required):
         return cached
-    with services().engine.begin() as conn:
-        credential = api_key_credential(conn)
-        token = bearer_token()
-        if token is None:
-            if bearer_required or request.headers.get("Authorization"):
-                _unauthorized("Missing or malformed 'Authorization: Bearer <access_token>' header; "
-                              "get a token from POST /v1/oauth.")
-        else:
-            row = tenancy.access_token(conn, digest(token))
-            if row is None or row.credential_id != credential.id or row.expires_at <= utcnow():
-                _unauthorized("The access token is unknown, expired, or belongs to another API key.")
-        caller = caller_of(conn, credential)
-    g.caller = caller
-    g.caller_has_bearer = token is not None
+    token = bearer_token()
+    g.caller = access.authenticate(context(), api_key(), token, token_required=bearer_required)
+    g.caller_has_bearer = bool(token)
     return g.caller
-
-
-def require_platform():
-    """The platform's key for POST /v1/triggers (printed by `doo-webhooks admin create-platform-key`)."""
-    key = request.headers.get("x-api-key", "").strip()
-    if not key:
-        _unauthorized("Missing x-api-key header (a platform key).")
-    with services().engine.begin() as conn:
-        if not tenancy.platform_key_exists(conn, digest(key)):
-            _unauthorized("Unknown or revoked platform key.")
 
 
 # Who may call what; everything else under /v1 needs x-api-key and a Bearer token.
@@ -98,10 +48,9 @@ def authenticate_request():
         return None  # unknown routes get their 404/405 from Flask
     route = (rule, request.method)
     if route in PLATFORM_ROUTES:
-        require_platform()
+        access.require_platform(context(), api_key())
     elif route in API_KEY_ONLY_ROUTES:
-        with services().engine.begin() as conn:
-            api_key_credential(conn)
+        access.check_api_key(context(), api_key())
     elif request.method != "OPTIONS":
         current_caller(bearer_required=route not in BEARER_OPTIONAL_ROUTES)
     return None

@@ -8,9 +8,10 @@ import click
 from doo_webhooks import __version__
 from ground import settings as settings_module
 from doo_webhooks import cli_operations
-from doo_webhooks.cli_common import _engine
+from doo_webhooks.cli_common import _context
 from doo_webhooks.cli_common import _print
 from doo_webhooks.cli_common import _settings
+from doo_webhooks.cli_common import refusals
 
 
 @click.group()
@@ -45,31 +46,25 @@ def admin():
     """Create organizations, teams, organizers and their credentials."""
 
 
-def _create(fn, *args):
-    from storage.db import utcnow
-    settings = _settings()
-    try:
-        with _engine(settings).begin() as conn:
-            return fn(conn, *args, utcnow())
-    except LookupError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @admin.command("create-organization")
 @click.option("--name", required=True)
+@refusals
 def create_organization(name):
     """Create an organization; prints its id."""
-    from storage import tenancy
-    _print({"organization_id": _create(tenancy.create_organization, name)})
+    from services import access
+    from services.tenancy import OPERATOR
+    _print({"organization_id": access.create_organization(_context(), OPERATOR, name)})
 
 
 @admin.command("create-team")
 @click.option("--organization-id", type=int, required=True)
 @click.option("--name", default=None)
+@refusals
 def create_team(organization_id, name):
     """Create a team in an organization; prints its id."""
-    from storage import tenancy
-    _print({"team_id": _create(tenancy.create_team, organization_id, name)})
+    from services import access
+    from services.tenancy import OPERATOR
+    _print({"team_id": access.create_team(_context(), OPERATOR, organization_id, name)})
 
 
 @admin.command("create-organizer")
@@ -78,45 +73,33 @@ def create_team(organization_id, name):
 @click.option("--team-id", type=int, required=True, multiple=True, help="Repeat for several teams.")
 @click.option("--role", type=click.Choice(("team_admin", "team_member", "team_viewer")), default="team_admin",
               show_default=True)
+@refusals
 def create_organizer(email, name, team_id, role):
     """Create an organizer (a user) with a role in one or more teams."""
-    from sqlalchemy.exc import IntegrityError
-
-    from storage import tenancy
-    from storage.db import utcnow
-    settings = _settings()
-    try:
-        with _engine(settings).begin() as conn:
-            organizer_id = tenancy.create_organizer(conn, email, name, utcnow())
-            for team in team_id:
-                tenancy.add_membership(conn, organizer_id, team, role)
-    except LookupError as exc:
-        raise click.BadParameter(str(exc)) from None
-    except IntegrityError:
-        raise click.BadParameter(f"an organizer with email {email!r} exists already") from None
+    from services import access
+    from services.tenancy import OPERATOR
+    organizer_id = access.create_organizer(_context(), OPERATOR, email, name, team_id, role)
     _print({"organizer_id": organizer_id, "teams": list(team_id), "role": role})
 
 
 @admin.command("create-credentials")
 @click.option("--organizer-id", type=int, required=True)
+@refusals
 def create_credentials(organizer_id):
     """Print a new api_key, client_id and client_secret for an organizer (shown once)."""
-    from ground.crypto import digest, new_secret
-    from storage import tenancy
-    api_key, client_id, client_secret = new_secret("dk_"), new_secret("dc_")[:40], new_secret("ds_")
-    _create(tenancy.create_credentials, organizer_id, digest(api_key), client_id, digest(client_secret))
-    _print({"api_key": api_key, "client_id": client_id, "client_secret": client_secret})
+    from services import access
+    from services.tenancy import OPERATOR
+    _print(access.create_credentials(_context(), OPERATOR, organizer_id))
 
 
 @admin.command("create-platform-key")
 @click.option("--name", default="platform", show_default=True)
+@refusals
 def create_platform_key(name):
     """Print a new key for POST /v1/triggers (shown once)."""
-    from ground.crypto import digest, new_secret
-    from storage import tenancy
-    key = new_secret("dp_")
-    _create(tenancy.create_platform_key, name, digest(key))
-    _print({"platform_key": key})
+    from services import access
+    from services.tenancy import OPERATOR
+    _print({"platform_key": access.create_platform_key(_context(), OPERATOR, name)})
 
 
 # --- secrets ---------------------------------------------------------------------------
@@ -127,24 +110,12 @@ def secrets():
 
 
 @secrets.command("rotate")
+@refusals
 def secrets_rotate():
     """Re-encrypt every stored secret under the newest key of DOO_WEBHOOKS_SECRET_KEYS."""
-    from ground.crypto import SecretBox
-    from storage import groups
-    settings = _settings()
-    box = SecretBox(settings)
-    rotated, after = 0, ""
-    while True:
-        with _engine(settings).begin() as conn:
-            rows = groups.groups_with_secrets(conn, after, 500)
-            for row in rows:
-                groups.set_group_secrets(conn, row.id, {
-                    name: box.rotate(getattr(row, name)) if getattr(row, name) else None
-                    for name in groups.SECRET_COLUMNS})
-                rotated += 1
-        if not rows:
-            break
-        after = rows[-1].id
+    from services import access
+    from services.tenancy import OPERATOR
+    rotated = access.rotate_secrets(_context(), OPERATOR)
     click.echo(f"re-encrypted the secrets of {rotated} webhook group(s) under the newest key")
 
 

@@ -1,27 +1,21 @@
 """Triggers: POST /v1/triggers for the platform (any language), GET for organizers to see one."""
 
-import datetime
-import logging
-
 from flask import request
-from flask_smorest import abort
 from marshmallow import Schema
 from marshmallow import fields
 
 from app.api.envelopes import SECURITY
 from app.api.envelopes import SuccessSchema
 from app.api.envelopes import success
+from app.auth import api_key
 from app.auth import current_caller
-from app.auth import require_platform
+from app.context import context
+from app.deliveries import aware
 from app.errors import ApiBlueprint
-from app import tenancy
-from app.services import services
 from schemas.examples import TRIGGER_EXAMPLES
 from schemas.triggers import TriggerSchema
-from storage import delivery_log
-from workers.producer import complete
+from services import triggers
 
-log = logging.getLogger(__name__)
 blp = ApiBlueprint("triggers", __name__, description="Triggers: what happened on the platform.")
 
 
@@ -70,14 +64,8 @@ class TriggerEnvelopeSchema(SuccessSchema):
 @blp.doc(security=[{"apiKey": []}])
 def post_trigger(record):
     """Enqueue a trigger (x-api-key: a platform key). 202 once it is safely in the broker."""
-    require_platform()
-    record = complete(record)
-    try:
-        services().publisher.trigger(record)
-    except Exception as exc:  # the broker is away: say so, the caller keeps the trigger
-        log.warning("could not enqueue trigger %s: %s", record["trigger_id"], exc)
-        abort(503, message="The trigger could not be queued (broker unavailable); send it again.")
-    body = success({"trigger_id": record["trigger_id"]})
+    trigger_id = triggers.accept(context(), api_key(), record)
+    body = success({"trigger_id": trigger_id})
     body.update(response_status=202, developer_message="Accepted", user_message="Accepted")
     return body, 202
 
@@ -87,14 +75,7 @@ def post_trigger(record):
 @blp.doc(security=SECURITY)
 def get_trigger(trigger_id):
     """A trigger of one of your organizations and the deliveries it made (possibly none)."""
-    caller = current_caller()
-    with services().engine.begin() as conn:
-        trigger = tenancy.trigger(conn, caller, trigger_id)
-        rows = delivery_log.deliveries_of_trigger(conn, trigger.id)
-    data = {key: getattr(trigger, key) for key in TriggerViewSchema().fields if key != "deliveries"}
+    data = triggers.trigger(context(), current_caller(), trigger_id)
     # stored as naive UTC; the document promises RFC 3339 date-times, which carry their offset
-    for key in ("occurred_at", "received_at"):
-        if data[key] is not None and data[key].tzinfo is None:
-            data[key] = data[key].replace(tzinfo=datetime.timezone.utc)
-    data["deliveries"] = [{key: getattr(row, key) for key in DeliverySummarySchema().fields} for row in rows]
+    data.update(occurred_at=aware(data["occurred_at"]), received_at=aware(data["received_at"]))
     return success(data, _links={"self": {"href": request.url}})

@@ -1,5 +1,5 @@
-"""Dashboard sessions: a server-side row per login, a cookie holding its random id, and the
-CSRF token every form of the session carries.
+"""Dashboard sessions, the browser's side: a cookie holding the random id of a server-side
+session (services.access keeps the row), and the CSRF token every form of the session carries.
 
 The cookie is HttpOnly, SameSite=Strict, scoped to /dashboard/, and Secure when the request
 came over https or SECURE_COOKIES says so. The database keeps only the id's SHA-256, like
@@ -8,55 +8,36 @@ form is protected by a double-submit token (a cookie and a form field that must 
 nobody can log a victim's browser into the attacker's account.
 """
 
-import datetime
-
 from flask import abort
 from flask import g
 from flask import request
 
-from app.services import services
-from ground.crypto import digest
+from app.context import context
 from ground.crypto import new_secret
 from ground.crypto import same
-from storage import dashboard as store
-from storage.db import utcnow
+from services import access
 
 COOKIE = "doo_dashboard"
 LOGIN_COOKIE = "doo_dashboard_login"
 PATH = "/dashboard/"
 
 
-def begin(conn, credential):
-    """A new session for ``credential``; returns the cookie value (shown to nobody else)."""
-    now = utcnow()
-    store.purge_expired_sessions(conn, now)
-    value = new_secret()
-    store.create_session(conn, digest(value), credential.id, new_secret(), now,
-                         now + datetime.timedelta(seconds=services().settings.session_ttl))
-    return value
-
-
 def current():
-    """The live session of this request (cached on ``g``), or None."""
+    """The live session of this request (services.access.Session, cached on ``g``), or None."""
     if "dashboard_session" not in g:
         value = request.cookies.get(COOKIE, "")
-        session = None
-        if value:
-            with services().engine.begin() as conn:
-                session = store.live_session(conn, digest(value), utcnow())
-        g.dashboard_session = session
+        g.dashboard_session = access.session(context(), value) if value else None
     return g.dashboard_session
 
 
 def end():
     value = request.cookies.get(COOKIE, "")
     if value:
-        with services().engine.begin() as conn:
-            store.end_session(conn, digest(value))
+        access.log_out(context(), value)
 
 
 def _secure():
-    return request.is_secure or services().settings.secure_cookies
+    return request.is_secure or context().settings.secure_cookies
 
 
 def set_cookie(response, name, value, max_age):
