@@ -1,14 +1,17 @@
 """``doo-webhooks deliveries | dead-letters | init | purge``: the operator's side of the API's
 delivery endpoints (doo_webhooks.cli registers them on the main command)."""
 
+import contextlib
 import json
 import sys
 
 import click
 
+from doo_webhooks.cli_common import _context
 from doo_webhooks.cli_common import _engine
 from doo_webhooks.cli_common import _print
 from doo_webhooks.cli_common import _settings
+from doo_webhooks.cli_common import refusals
 from storage.lifecycle import Status
 
 
@@ -21,8 +24,8 @@ def register(main):
 
 
 # --- operating deliveries --------------------------------------------------------------
-# The operator's side of the API's delivery endpoints, straight on the ledger (no tenant
-# scoping: whoever holds the database settings sees every organization). Nothing here needs
+# The operator's side of the API's delivery endpoints: the same use cases (services.deliveries)
+# for OPERATOR (whoever holds the database settings sees every organization). Nothing here needs
 # the broker: restarted deliveries are due rows that the workers claim at their next poll;
 # in services mode a nudge through the broker, when it answers, has them claimed at once.
 
@@ -72,19 +75,15 @@ def _window_options(fn):
 
 
 def _window(organization_id, group_id, hook_type, since, until):
-    return {"organization_ids": [organization_id] if organization_id is not None else None,
-            "group_id": group_id, "hook_type": _hook_type(hook_type), "since": _when(since), "until": _when(until)}
+    return {"organization_id": organization_id, "group_id": group_id, "hook_type": _hook_type(hook_type),
+            "since": _when(since), "until": _when(until)}
 
 
-def _listing(filters, page, page_size):
-    import json as json_module
-
+def _listing(found, page):
     from app import deliveries as views
-    from storage import delivery_log
-    with _engine(_settings()).begin() as conn:
-        total, rows = delivery_log.list_deliveries(conn, page_size, (page - 1) * page_size, **filters)
+    total, rows = found
     items = [views.summary(row, f"/v1/deliveries/{row.id}") for row in rows]
-    click.echo(json_module.dumps({"total_items": total, "page": page, "deliveries": items}, indent=2, default=str))
+    click.echo(json.dumps({"total_items": total, "page": page, "deliveries": items}, indent=2, default=str))
 
 
 @commands.group()
@@ -97,49 +96,52 @@ def deliveries():
 @click.option("--status", type=click.Choice([status.value for status in Status]))
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--page-size", type=click.IntRange(1, 1000), default=25, show_default=True)
+@refusals
 def deliveries_list(organization_id, group_id, hook_type, since, until, status, page, page_size):
     """Deliveries, newest first."""
+    from services import deliveries as delivery_service
+    from services.tenancy import OPERATOR
     filters = _window(organization_id, group_id, hook_type, since, until)
-    _listing(dict(filters, status=status), page, page_size)
+    _listing(delivery_service.deliveries(_context(), OPERATOR, page_size, (page - 1) * page_size, status=status,
+                                         **filters), page)
 
 
-def _delivery(conn, delivery_id):
-    from storage import delivery_log
-    row = delivery_log.delivery_view(conn, delivery_id)
-    if row is None:
-        raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID")
-    return row
+@contextlib.contextmanager
+def _delivery(delivery_id):
+    """An unknown DELIVERY_ID is a bad argument: click's usage error, as for any other argument."""
+    from services.errors import NotFound
+    try:
+        yield
+    except NotFound:
+        raise click.BadParameter(f"no delivery {delivery_id}", param_hint="DELIVERY_ID") from None
 
 
 @deliveries.command("show")
 @click.argument("delivery_id")
+@refusals
 def deliveries_show(delivery_id):
     """One delivery: payload, request headers (redacted) and every attempt with the receiver's answer."""
     from app import deliveries as views
-    from storage import delivery_log
-    with _engine(_settings()).begin() as conn:
-        row = _delivery(conn, delivery_id)
-        attempts = delivery_log.attempts_of(conn, delivery_id)
-        headers = delivery_log.latest_request_headers(conn, delivery_id)
-    item = views.detail(row, attempts, headers, {"self": f"/v1/deliveries/{delivery_id}"})
+    from services import deliveries as delivery_service
+    from services.tenancy import OPERATOR
+    with _delivery(delivery_id):
+        found = delivery_service.delivery(_context(), OPERATOR, delivery_id)
+    item = views.detail(found.row, found.attempts, found.request_headers, {"self": f"/v1/deliveries/{delivery_id}"})
     click.echo(json.dumps(item, indent=2, default=str, ensure_ascii=False))
 
 
 @deliveries.command("redeliver")
 @click.argument("delivery_id")
+@refusals
 def deliveries_redeliver(delivery_id):
     """Send a dead, delivered or skipped delivery again (a new attempt series, same payload and
     webhook-id). A skipped one whose hook is still disabled waits until the hook is enabled."""
-    from storage.db import utcnow
-    from workers import operations
-    settings = _settings()
-    with _engine(settings).begin() as conn:
-        row = _delivery(conn, delivery_id)
-        try:
-            operations.redeliver(conn, row, utcnow())
-        except operations.Refused as exc:
-            raise click.ClickException(str(exc)) from None
-    _nudge_workers(settings)
+    from services import deliveries as delivery_service
+    from services.tenancy import OPERATOR
+    ctx = _context()
+    with _delivery(delivery_id):
+        delivery_service.redeliver(ctx, OPERATOR, delivery_id)
+    _nudge_workers(ctx.settings)
     _print({"delivery_id": delivery_id, "status": Status.PENDING.value})
 
 
@@ -152,33 +154,35 @@ def dead_letters():
 @_window_options
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--page-size", type=click.IntRange(1, 1000), default=25, show_default=True)
+@refusals
 def dead_letters_list(organization_id, group_id, hook_type, since, until, page, page_size):
     """Dead deliveries of live groups, newest first."""
+    from services import deliveries as delivery_service
+    from services.tenancy import OPERATOR
     filters = _window(organization_id, group_id, hook_type, since, until)
-    _listing(dict(filters, status=Status.DEAD, live_groups=True), page, page_size)
+    _listing(delivery_service.dead_letters(_context(), OPERATOR, page_size, (page - 1) * page_size, **filters), page)
 
 
 @dead_letters.command("replay")
 @_window_options
 @click.option("--limit", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
               help="Most dead letters to replay in this run.")
+@refusals
 def dead_letters_replay(organization_id, group_id, hook_type, since, until, limit):
     """Replay dead letters, oldest first, each in a new attempt series; they keep their order per entity."""
-    from storage.db import utcnow
-    from workers import operations
+    from services import deliveries as delivery_service
+    from services.tenancy import OPERATOR
     filters = _window(organization_id, group_id, hook_type, since, until)
-    settings = _settings()
-    engine, queued, remaining = _engine(settings), 0, 0
+    ctx, queued, remaining = _context(), 0, 0
     with click.progressbar(length=limit, label="replaying", file=sys.stderr) as bar:
-        while queued < limit:
-            with engine.begin() as conn:
-                ids, remaining = operations.replay(conn, utcnow(), limit=min(500, limit - queued), **filters)
+        while queued < limit:  # batches of 500, one transaction each, so the bar moves
+            ids, remaining = delivery_service.replay(ctx, OPERATOR, limit=min(500, limit - queued), **filters)
             queued += len(ids)
             bar.update(len(ids))
             if not ids:
                 break
     if queued:
-        _nudge_workers(settings)
+        _nudge_workers(ctx.settings)
     _print({"queued": queued, "remaining": remaining})
 
 

@@ -5,11 +5,9 @@ Every object is scoped by the caller's organizations: another organization's del
 group answers exactly like a missing one (404), another team's listing is a 403.
 """
 
-import logging
 import math
 
 from flask import request
-from flask_smorest import abort
 from marshmallow import RAISE
 from marshmallow import Schema
 from marshmallow import fields
@@ -25,20 +23,14 @@ from app.api.envelopes import success
 from app.api.envelopes import url
 from app.api.fields import LedgerDateTime
 from app.auth import current_caller
+from app.context import context
 from app.errors import ApiBlueprint
-from app import tenancy
-from app.services import services
 from schemas.webhook_config import HookType
 from schemas.webhook_config import LinkSchema
 from schemas.webhook_config import SelfLinksSchema
-from storage import delivery_log
-from storage import hook_health
-from storage.db import utcnow
+from services import deliveries
 from storage.lifecycle import Status
-from workers import notifications
-from workers import operations
 
-log = logging.getLogger(__name__)
 blp = ApiBlueprint("deliveries", __name__, description="Deliveries, attempts, redelivery and dead letters.")
 
 STATUSES = tuple(status.value for status in Status)
@@ -170,7 +162,8 @@ class HookEnvelopeSchema(SuccessSchema):
 
 # --- helpers -----------------------------------------------------------------------------
 
-def _page(rows, total, page, size):
+def _page(found, page, size):
+    total, rows = found
     page_count = max(1, math.ceil(total / size))
     return {
         "_links": page_links(request.path, page, page_count, request.args.to_dict()),
@@ -179,44 +172,8 @@ def _page(rows, total, page, size):
     }
 
 
-def _filters(args):
+def _window(args):
     return {"hook_type": args.get("type"), "since": args.get("since"), "until": args.get("until")}
-
-
-def nudge_workers(ids):
-    """Wake the workers' send loops for restarted deliveries, so they go out at once."""
-    if not ids:
-        return
-    try:
-        services().publisher.deliveries(ids)
-    except Exception as exc:  # the rows are due in the ledger: the workers' next poll claims them
-        log.warning("could not nudge the workers for %d restarted delivery(ies): %s", len(ids), exc)
-
-
-# What the API and the dashboard (app/dashboard) both do: one implementation, two faces.
-
-def redeliver_visible(conn, caller, delivery_id, now):
-    """Redeliver one of the caller's deliveries (404 another's, 403 a reader, 409 not now);
-    returns its row as it is now. The caller nudges the workers after the commit."""
-    row = tenancy.delivery(conn, caller, delivery_id, write=True)
-    try:
-        operations.redeliver(conn, row, now)
-    except operations.Refused as exc:
-        abort(409, message=str(exc))
-    return delivery_log.delivery_view(conn, delivery_id)
-
-
-def enable_visible_hook(conn, caller, group_id, index, now):
-    """Enable hook ``index`` of one of the caller's groups; returns (hook, deliveries now due
-    or None when it was not disabled)."""
-    _, hooks = tenancy.group(conn, caller, group_id, write=True)
-    if index >= len(hooks):
-        abort(404, message=f"No hook {index} in webhook group {group_id}.")
-    hook = hooks[index]
-    waiting = hook_health.enable_hook(conn, hook.id, now)
-    if waiting is not None:  # it was disabled: the group's notify_url hears it recovered
-        notifications.recovered(conn, hook.id, now, waiting)
-    return hook, waiting
 
 
 def _accepted(body):
@@ -232,13 +189,10 @@ def _accepted(body):
 @blp.doc(security=SECURITY)
 def list_deliveries(args, group_id):
     """The deliveries of a webhook group, newest first, filtered by status, type and creation time."""
-    caller = current_caller()
     page, size = args["page"], args["page_size"]
-    with services().engine.begin() as conn:
-        tenancy.group(conn, caller, group_id)
-        total, rows = delivery_log.list_deliveries(conn, size, (page - 1) * size, group_id=group_id,
-                                                   status=args.get("status"), **_filters(args))
-    return _page(rows, total, page, size)
+    found = deliveries.deliveries(context(), current_caller(), size, (page - 1) * size, group_id=group_id,
+                                  status=args.get("status"), **_window(args))
+    return _page(found, page, size)
 
 
 @blp.route("/deliveries/<delivery_id>", methods=["GET"])
@@ -246,14 +200,11 @@ def list_deliveries(args, group_id):
 @blp.doc(security=SECURITY)
 def get_delivery(delivery_id):
     """One delivery: the payload sent, the request headers (credentials redacted), every attempt."""
-    caller = current_caller()
-    with services().engine.begin() as conn:
-        row = tenancy.delivery(conn, caller, delivery_id)
-        attempts = delivery_log.attempts_of(conn, delivery_id)
-        headers = delivery_log.latest_request_headers(conn, delivery_id)
+    found = deliveries.delivery(context(), current_caller(), delivery_id)
+    row = found.row
     hrefs = {"self": url(request.path), "webhook": url(f"/v1/webhooks/{row.group_id}"),
              "redeliver": url(f"/v1/deliveries/{row.id}/redeliver")}
-    return success(views.detail(row, attempts, headers, hrefs))
+    return success(views.detail(row, found.attempts, found.request_headers, hrefs))
 
 
 @blp.route("/deliveries/<delivery_id>/redeliver", methods=["POST"])
@@ -261,10 +212,7 @@ def get_delivery(delivery_id):
 @blp.doc(security=SECURITY)
 def redeliver(delivery_id):
     """Send a dead, delivered or skipped delivery again: a new series of attempts, same payload and webhook-id."""
-    caller = current_caller()
-    with services().engine.begin() as conn:
-        row = redeliver_visible(conn, caller, delivery_id, utcnow())
-    nudge_workers([delivery_id])
+    row = deliveries.redeliver(context(), current_caller(), delivery_id)
     return _accepted(success(views.summary(row, url(f"/v1/deliveries/{delivery_id}"))))
 
 
@@ -273,11 +221,7 @@ def redeliver(delivery_id):
 @blp.doc(security=SECURITY)
 def enable_hook(group_id, index):
     """Enable a disabled hook (``index`` as in the group's listing); its waiting deliveries go out."""
-    caller = current_caller()
-    with services().engine.begin() as conn:
-        hook, waiting = enable_visible_hook(conn, caller, group_id, index, utcnow())
-    return success({"hook": index, "type": hook.type_key, "endpoint": hook.endpoint, "disabled": False,
-                    "waiting": waiting or 0})
+    return success(deliveries.enable_hook(context(), current_caller(), group_id, index))
 
 
 @blp.route("/team/<int:team_id>/dead-letters", methods=["GET"])
@@ -286,16 +230,10 @@ def enable_hook(group_id, index):
 @blp.doc(security=SECURITY)
 def list_dead_letters(args, team_id):
     """Dead deliveries of the team's organization (live groups), newest first."""
-    caller = current_caller()
-    membership = caller.team(team_id)
     page, size = args["page"], args["page_size"]
-    with services().engine.begin() as conn:
-        if args.get("group_id"):
-            tenancy.group(conn, caller, args["group_id"], organization_ids=[membership.organization_id])
-        total, rows = delivery_log.list_deliveries(
-            conn, size, (page - 1) * size, organization_ids=[membership.organization_id], status=Status.DEAD,
-            group_id=args.get("group_id"), live_groups=True, **_filters(args))
-    return _page(rows, total, page, size)
+    found = deliveries.dead_letters(context(), current_caller(), size, (page - 1) * size, team_id=team_id,
+                                    group_id=args.get("group_id"), **_window(args))
+    return _page(found, page, size)
 
 
 @blp.route("/team/<int:team_id>/dead-letters/replay", methods=["POST"])
@@ -308,12 +246,6 @@ def replay_dead_letters(body, team_id):
     They keep their place in their entity's order: for one entity and endpoint the oldest
     goes first, and later deliveries wait for it.
     """
-    caller = current_caller()
-    membership = caller.team(team_id, write=True)
-    with services().engine.begin() as conn:
-        if body.get("group_id"):
-            tenancy.group(conn, caller, body["group_id"], organization_ids=[membership.organization_id])
-        ids, remaining = operations.replay(conn, utcnow(), organization_ids=[membership.organization_id],
-                                           group_id=body.get("group_id"), **_filters(body))
-    nudge_workers(ids)
+    ids, remaining = deliveries.replay(context(), current_caller(), team_id=team_id, group_id=body.get("group_id"),
+                                       **_window(body))
     return _accepted(success({"queued": len(ids), "remaining": remaining}))

@@ -4,7 +4,6 @@ their keyset pages: newest first, with links to the older and newer page."""
 import datetime
 
 from flask import abort
-from flask import g
 from flask import url_for
 from marshmallow import Schema
 from marshmallow import ValidationError
@@ -12,11 +11,10 @@ from marshmallow import fields
 from marshmallow import validate
 
 from app import deliveries as views
-from app import tenancy
 from app.api.deliveries import STATUSES
 from app.api.fields import LedgerDateTime
 from schemas.webhook_config import HookType
-from storage import dashboard as store
+from services import deliveries
 
 PAGE_SIZE = 50
 
@@ -62,16 +60,16 @@ def _cursor(text):
         abort(400, description="The page position is not valid.")
 
 
-def page(conn, raw, args, organization_ids, **fixed):
-    """One keyset page of deliveries for the filters: (summaries, page links, the filters)."""
-    if args.get("group"):  # someone else's group is a 404, as in the API
-        tenancy.group(conn, g.caller, args["group"])
+def page(ctx, caller, raw, args, group_limit, **fixed):
+    """One keyset page of the caller's deliveries for the filters: (summaries, page links, the
+    caller's groups by id). Someone else's group is a 404, as in the API."""
     filters = dict(group_id=args.get("group"), status=args.get("status"), hook_type=args.get("type"),
                    entity_id=args.get("entity"), since=args.get("since"), until=args.get("until"))
     filters.update(fixed)
     older = _cursor(args["before"]) if args.get("before") else None
     newer = _cursor(args["after"]) if args.get("after") and older is None else None
-    rows = store.delivery_page(conn, organization_ids, PAGE_SIZE + 1, older_than=older, newer_than=newer, **filters)
+    found = deliveries.browse(ctx, caller, PAGE_SIZE + 1, group_limit, older_than=older, newer_than=newer, **filters)
+    rows = found.rows
     more = len(rows) > PAGE_SIZE
     rows = rows[1:] if (newer and more) else rows[:PAGE_SIZE]
     keep = {k: v for k, v in raw.items() if k not in ("before", "after")}
@@ -82,4 +80,4 @@ def page(conn, raw, args, organization_ids, **fixed):
         links["newer"] = dict(keep, after=f"{rows[0].created_at.isoformat()}_{rows[0].id}")
     if older is not None or newer is not None:
         links["newest"] = keep
-    return [views.summary(row, url_for("dashboard.delivery", delivery_id=row.id)) for row in rows], links, filters
+    return [views.summary(row, url_for("dashboard.delivery", delivery_id=row.id)) for row in rows], links, found.groups

@@ -27,9 +27,6 @@ from werkzeug.http import HTTP_STATUS_CODES
 from app import deliveries as views
 from app.api import initialization as init_api
 from app.api.deliveries import STATUSES
-from app.api.deliveries import enable_visible_hook
-from app.api.deliveries import nudge_workers
-from app.api.deliveries import redeliver_visible
 from app.auth import caller_of
 from app.auth import client_matches
 from app.auth import credential_for
@@ -37,18 +34,18 @@ from app.dashboard import charts
 from app.dashboard import listing
 from app.dashboard import sessions
 from app import tenancy
+from app.context import context
 from app.services import services
+from services import deliveries as delivery_service
 from services.errors import Refused
 from schemas.types import RESOURCES
 from schemas.types import TYPES
 from storage import dashboard as store
-from storage import delivery_log
 from storage import hook_stats
 from storage import lifecycle
 from storage.db import utcnow
 from storage.lifecycle import Move
 from storage.lifecycle import Status
-from workers import operations
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                 static_folder="static", static_url_path="/static")
@@ -213,9 +210,8 @@ def groups():
 
 @blp.route("/groups/<group_id>/hooks/<int:index>/enable", methods=["POST"])
 def enable(group_id, index):
-    with services().engine.begin() as conn:
-        hook, waiting = enable_visible_hook(conn, g.caller, group_id, index, utcnow())
-    return _redirect("dashboard.groups", enabled=hook.endpoint, waiting=waiting or 0)
+    hook = delivery_service.enable_hook(context(), g.caller, group_id, index)
+    return _redirect("dashboard.groups", enabled=hook["endpoint"], waiting=hook["waiting"])
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -250,20 +246,16 @@ def _groups_by_id(conn):
 @blp.route("/deliveries")
 def deliveries():
     raw, args = listing.args_of(request.args)
-    with services().engine.begin() as conn:
-        items, links, _ = listing.page(conn, raw, args, g.caller.organization_ids())
-        group_names = _groups_by_id(conn)
+    items, links, group_names = listing.page(context(), g.caller, raw, args, MAX_GROUPS)
     return render_template("deliveries.html", items=items, links=links, filters=raw, statuses=STATUSES,
                            types=sorted(TYPES), groups=group_names)
 
 
 @blp.route("/deliveries/<delivery_id>")
 def delivery(delivery_id):
-    with services().engine.begin() as conn:
-        row = tenancy.delivery(conn, g.caller, delivery_id)
-        attempt_rows = delivery_log.attempts_of(conn, delivery_id)
-        headers = delivery_log.latest_request_headers(conn, delivery_id)
-    item = views.detail(row, attempt_rows, headers, {"self": request.path})
+    found = delivery_service.delivery(context(), g.caller, delivery_id)
+    row = found.row
+    item = views.detail(row, found.attempts, found.request_headers, {"self": request.path})
     payload = None if item["payload"] is None else json.dumps(item["payload"], indent=2, ensure_ascii=False)
     return render_template("delivery.html", d=item, row=row, payload=payload,
                            redeliverable=row.status in lifecycle.sources(Move.REDELIVER) and row.group_deleted_at is None,
@@ -272,9 +264,7 @@ def delivery(delivery_id):
 
 @blp.route("/deliveries/<delivery_id>/redeliver", methods=["POST"])
 def redeliver(delivery_id):
-    with services().engine.begin() as conn:
-        redeliver_visible(conn, g.caller, delivery_id, utcnow())
-    nudge_workers([delivery_id])
+    delivery_service.redeliver(context(), g.caller, delivery_id)
     return _redirect("dashboard.delivery", delivery_id=delivery_id, redelivered=1)
 
 
@@ -283,9 +273,8 @@ def redeliver(delivery_id):
 @blp.route("/dead-letters")
 def dead_letters():
     raw, args = listing.args_of({k: v for k, v in request.args.items() if k != "status"})
-    with services().engine.begin() as conn:
-        items, links, _ = listing.page(conn, raw, args, g.caller.organization_ids(), status=Status.DEAD, live_groups=True)
-        group_names = _groups_by_id(conn)
+    items, links, group_names = listing.page(context(), g.caller, raw, args, MAX_GROUPS, status=Status.DEAD,
+                                             live_groups=True)
     result = {k: request.args.get(k) for k in ("replayed", "remaining", "refused") if request.args.get(k)}
     return render_template("dead_letters.html", items=items, links=links, filters=raw, types=sorted(TYPES),
                            groups=group_names, result=result)
@@ -294,40 +283,19 @@ def dead_letters():
 @blp.route("/dead-letters/replay", methods=["POST"])
 def replay():
     """Replay one dead letter (``action=one:<id>``), the selected ones, or all matching the filters."""
-    writable = g.caller.organization_ids(write=True)
-    if not writable:
-        abort(403, description="Your roles may only read.")
     action = request.form.get("action", "")
     raw, args = listing.args_of(request.form)
-    now = utcnow()
-    refused = 0
-    with services().engine.begin() as conn:
-        if action == "all":
-            if args.get("group"):
-                tenancy.group(conn, g.caller, args["group"], write=True)
-            ids, remaining = operations.replay(conn, now, organization_ids=writable, group_id=args.get("group"),
-                                               hook_type=args.get("type"), since=args.get("since"),
-                                               until=args.get("until"))
-        else:
-            chosen = [action[4:]] if action.startswith("one:") else request.form.getlist("id")[:MAX_SELECTED]
-            if not chosen or any("\x00" in i for i in chosen):
-                abort(400, description="Choose the dead letters to replay.")
-            visible = store.visible_dead(conn, g.caller.organization_ids(), chosen)
-            if not visible:
-                tenancy.delivery(conn, g.caller, chosen[0])  # another organization's: 404, as in the API
-                abort(409, description="None of the chosen deliveries is a dead letter (any more).")
-            ids, refused = [], len(set(chosen)) - len(visible)
-            # the API's redelivery of each (its tenancy and role checks), oldest first
-            for delivery_id in visible:
-                try:
-                    redeliver_visible(conn, g.caller, delivery_id, now)
-                    ids.append(delivery_id)
-                except HTTPException as exc:
-                    if exc.code != 409:
-                        raise
-                    refused += 1
-            remaining = None
-    nudge_workers(ids)
+    if action == "all":
+        ids, remaining = delivery_service.replay(context(), g.caller, group_id=args.get("group"),
+                                                 hook_type=args.get("type"), since=args.get("since"),
+                                                 until=args.get("until"))
+        refused = 0
+    else:
+        chosen = [action[4:]] if action.startswith("one:") else request.form.getlist("id")[:MAX_SELECTED]
+        if not chosen or any("\x00" in i for i in chosen):
+            abort(400, description="Choose the dead letters to replay.")
+        ids, refused = delivery_service.replay_chosen(context(), g.caller, chosen)
+        remaining = None
     keep = {k: v for k, v in raw.items() if k not in ("before", "after")}
     result = dict(replayed=len(ids), refused=refused)
     if remaining is not None:
