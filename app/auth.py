@@ -6,7 +6,6 @@ from flask import request
 
 from app.context import context
 from services import access
-from services.tenancy import WRITE_ROLES  # noqa: F401  (app.api.organizers)
 
 
 def api_key():

@@ -8,9 +8,7 @@ import sys
 import click
 
 from doo_webhooks.cli_common import _context
-from doo_webhooks.cli_common import _engine
 from doo_webhooks.cli_common import _print
-from doo_webhooks.cli_common import _settings
 from doo_webhooks.cli_common import refusals
 from storage.lifecycle import Status
 
@@ -207,24 +205,20 @@ def _init_command(resource):
     @click.option("--webhook-type", multiple=True, help="Repeat for several; default every type of the resource.")
     @click.option("--webhook-configuration-id", default=None, help="Only this webhook group.")
     @click.option("--max-rate-per-min", type=click.IntRange(1, 50), default=50, show_default=True)
+    @refusals
     def command(organization_id, event_id, last_updated_after, last_updated_before, webhook_type,
                 webhook_configuration_id, max_rate_per_min):
         from app.api.fields import cet
-        from schemas.types import TYPES
-        from storage.db import utcnow
-        from workers import initialization
-        types = sorted({_hook_type(t) for t in webhook_type}) or None
-        wrong = [f"{t} does not carry {kind}s" for t in types or () if TYPES[t] != kind]
-        if wrong:
-            raise click.BadParameter("; ".join(wrong), param_hint="--webhook-type")
-        with _engine(_settings()).begin() as conn:
-            items, rows = initialization.initialize(
-                conn, kind, utcnow(), hook_types=types, rate=max_rate_per_min,
-                organization_ids=[organization_id] if organization_id is not None else None, event_id=event_id,
-                updated_after=_when(last_updated_after, cet()), updated_before=_when(last_updated_before, cet()),
-                group_id=webhook_configuration_id)
-        _print({"items_processed": items, "deliveries_queued": len(rows),
-                "last_due_at": rows[-1]["next_attempt_at"].isoformat() + "Z" if rows else None})
+        from services import initialization
+        from services.tenancy import OPERATOR
+        started = initialization.start(_context(), OPERATOR, resource, {
+            "organization_id": organization_id, "event_id": event_id,
+            "last_updated_after": _when(last_updated_after, cet()),
+            "last_updated_before": _when(last_updated_before, cet()),
+            "webhook_type": [_hook_type(t) for t in webhook_type], "webhook_configuration_id": webhook_configuration_id,
+            "max_rate_per_min": max_rate_per_min})
+        last_due_at = started["last_due_at"]
+        _print(dict(started, last_due_at=last_due_at.isoformat() + "Z" if last_due_at else None))
     return command
 
 
@@ -240,16 +234,13 @@ for _resource in ("events", "orders", "attendees"):
 def purge(older_than, batch_size, keep_snapshots):
     """Delete delivered deliveries (with their attempts and payloads) older than --older-than,
     and the triggers no delivery names any more. Dead and owed deliveries are never purged."""
-    from storage import retention
-    from storage.db import utcnow
+    from services import retention
+    from services.tenancy import OPERATOR
     from workers import operations
     try:
-        cutoff = utcnow() - operations.parse_age(older_than)
+        age = operations.parse_age(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
-    engine = _engine(_settings())
-    with engine.begin() as conn:
-        total = retention.count_purgeable(conn, cutoff)
-    with click.progressbar(length=total, label="purging deliveries", file=sys.stderr) as bar:
-        done, triggers = operations.purge(engine, cutoff, batch_size, keep_snapshots, progress=bar.update)
-    _print({"deliveries_deleted": done, "triggers_deleted": triggers, "cutoff": cutoff.isoformat() + "Z"})
+    purged = retention.purge(_context(), OPERATOR, age, batch_size, keep_snapshots, progress=lambda total: (
+        click.progressbar(length=total, label="purging deliveries", file=sys.stderr)))
+    _print(dict(purged, cutoff=purged["cutoff"].isoformat() + "Z"))

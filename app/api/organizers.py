@@ -6,9 +6,9 @@ from marshmallow import fields
 from app.api.envelopes import SECURITY
 from app.api.envelopes import SelfLinksSchema
 from app.api.envelopes import success
-from app.auth import WRITE_ROLES
 from app.auth import current_caller
 from app.errors import ApiBlueprint
+from services.tenancy import WRITE_ROLES
 
 blp = ApiBlueprint("organizers", __name__, description="The calling organizer.")
 

@@ -1,10 +1,10 @@
-"""The dashboard's pages: a thin face over what the API does.
+"""The dashboard's pages: a thin face over the same use cases as the API (services/).
 
-Reading goes through the API's tenancy checks (``app.tenancy``:
-another organization's id is a 404, as in the API); every change calls the function the
-API's endpoint calls (redeliver, enable, replay, initialization), so the two faces cannot
-disagree. Only the keyset listings, health and timeline queries are the dashboard's own
-(storage/dashboard.py).
+Every read and every change calls a function of services/ with the session's Caller, so
+tenancy is the API's (another organization's id is a 404) and the two faces cannot disagree:
+redeliver, enable, replay and initialization are the API's own use cases. Only the keyset
+listings, health and timeline reads are the dashboard's (services.deliveries.browse,
+services.webhook_groups.overview and timeline, over storage/dashboard.py).
 """
 
 import datetime
@@ -18,30 +18,28 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
-from flask_smorest import abort as smorest_abort
 from markupsafe import Markup
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app import deliveries as views
-from app.api import initialization as init_api
 from app.api.deliveries import STATUSES
-from app.auth import caller_of
-from app.auth import client_matches
-from app.auth import credential_for
+from app.api.initialization import InitSchema
 from app.dashboard import charts
 from app.dashboard import listing
 from app.dashboard import sessions
-from app import tenancy
 from app.context import context
-from app.services import services
+from services import access
 from services import deliveries as delivery_service
+from services import initialization as init_service
+from services import webhook_groups
+from services.errors import Invalid
+from services.errors import NotFound
 from services.errors import Refused
+from services.errors import Unauthorized
 from schemas.types import RESOURCES
 from schemas.types import TYPES
-from storage import dashboard as store
-from storage import hook_stats
 from storage import lifecycle
 from storage.db import utcnow
 from storage.lifecycle import Move
@@ -74,8 +72,7 @@ def require_session():
         return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")), 303)
     if request.method == "POST":
         sessions.check_csrf()
-    with services().engine.begin() as conn:  # memberships as they are now: a changed role counts at once
-        g.caller = caller_of(conn, session)
+    g.caller = session.caller  # memberships as they are now: a changed role counts at once
     return None
 
 
@@ -155,21 +152,16 @@ def login():
     """The organizer's API credentials, exactly what POST /v1/oauth takes (api key, client id and secret)."""
     error = None
     if request.method == "POST":
-        api_key = request.form.get("api_key", "").strip()
-        client_id = request.form.get("client_id", "").strip()
-        client_secret = request.form.get("client_secret", "")
-        with services().engine.begin() as conn:
-            credential = credential_for(conn, api_key)
-            if credential is not None and client_id and client_matches(credential, client_id, client_secret):
-                value = sessions.begin(conn, credential)
-            else:
-                value = None
-        if value is not None:
+        try:
+            value = access.log_in(context(), request.form.get("api_key", "").strip(),
+                                  request.form.get("client_id", "").strip(), request.form.get("client_secret", ""))
+        except Unauthorized as exc:
+            error = exc.message
+        else:
             response = redirect(_safe_next(request.form.get("next")), 303)
-            sessions.set_cookie(response, sessions.COOKIE, value, services().settings.session_ttl)
+            sessions.set_cookie(response, sessions.COOKIE, value, context().settings.session_ttl)
             sessions.clear_cookie(response, sessions.LOGIN_COOKIE)
             return response
-        error = "The API key, client id and client secret do not match an active credential."
     response = make_response(render_template("login.html", error=error, next=request.values.get("next", "")),
                              401 if error else 200)
     sessions.set_cookie(response, sessions.LOGIN_COOKIE, sessions.login_token(), 3600)
@@ -196,15 +188,9 @@ def logout():
 @blp.route("/")
 def groups():
     """Every live group of the caller's organizations, each hook with its health over 24 h."""
-    svc = services()
-    now = utcnow()
-    with svc.engine.begin() as conn:
-        rows, hooks = store.groups_of(conn, g.caller.organization_ids(), MAX_GROUPS)
-        health = hook_stats.recent(conn, [r.id for r in rows], now - datetime.timedelta(hours=24))
-        disabled = [h.id for hs in hooks.values() for h in hs if h.disabled_at is not None]
-        waiting = store.open_counts(conn, disabled)
-    return render_template("groups.html", groups=rows, hooks=hooks, health=health, waiting=waiting,
-                           organizations=_organizations(), truncated=len(rows) == MAX_GROUPS,
+    found = webhook_groups.overview(context(), g.caller, utcnow(), MAX_GROUPS)
+    return render_template("groups.html", groups=found.groups, hooks=found.hooks, health=found.health,
+                           waiting=found.waiting, organizations=_organizations(), truncated=found.truncated,
                            enabled=request.args.get("enabled"), now_waiting=request.args.get("waiting"))
 
 
@@ -224,24 +210,17 @@ def timeline(group_id):
         days = 3
     now = utcnow()
     start = now.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=24 * days - 1)
-    with services().engine.begin() as conn:
-        group, _ = tenancy.group(conn, g.caller, group_id)
-        rows = store.timeline(conn, group_id, start)
-    buckets = charts.hourly(rows, start, 24 * days)
+    found = webhook_groups.timeline(context(), g.caller, group_id, start)
+    buckets = charts.hourly(found.rows, start, 24 * days)
     totals = {}
-    for _, status, n in rows:
+    for _, status, n in found.rows:
         totals[status] = totals.get(status, 0) + n
-    chart = Markup(charts.svg(buckets, f"{group.name}: deliveries per hour, last {days} days"))
-    return render_template("timeline.html", group=group, chart=chart, days=days, totals=totals,
+    chart = Markup(charts.svg(buckets, f"{found.group.name}: deliveries per hour, last {days} days"))
+    return render_template("timeline.html", group=found.group, chart=chart, days=days, totals=totals,
                            series=charts.SERIES)
 
 
 # --- deliveries --------------------------------------------------------------------------
-
-def _groups_by_id(conn):
-    rows, _ = store.groups_of(conn, g.caller.organization_ids(), MAX_GROUPS)
-    return {row.id: row for row in rows}
-
 
 @blp.route("/deliveries")
 def deliveries():
@@ -313,51 +292,28 @@ def initialization():
         form = {k: v.strip() for k, v in request.form.items() if k != "csrf_token"}
         form["webhook_type"] = request.form.getlist("webhook_type")
         try:
-            body, resource = _init_body(request.form)
-            items, rows = init_api.start(g.caller, resource, body)
-        except HTTPException as exc:
-            if exc.code not in (400, 404):
-                raise
-            data = getattr(exc, "data", None) or {}
-            error = listing.flat(data["errors"]) if data.get("errors") else (data.get("message") or exc.description)
-            status = exc.code
+            started = init_service.start(context(), g.caller, request.form.get("resource", ""),
+                                         _init_body(request.form))
+        except (Invalid, NotFound) as exc:  # said on the form; Forbidden gets the error page
+            error, status = (listing.flat(exc.errors) if exc.errors else exc.message), exc.status
         else:
-            return _redirect("dashboard.initialization", items=items, queued=len(rows))
-    with services().engine.begin() as conn:
-        progress = _progress(store.init_progress(conn, g.caller.organization_ids()))
-        group_names = _groups_by_id(conn)
-    return render_template("initialization.html", error=error, form=form, progress=progress,
-                           resources=sorted(RESOURCES), types=sorted(TYPES), groups=group_names,
+            return _redirect("dashboard.initialization", items=started["items_processed"],
+                             queued=started["deliveries_queued"])
+    progress = init_service.progress(context(), g.caller, MAX_GROUPS)
+    return render_template("initialization.html", error=error, form=form, progress=progress.organizations,
+                           resources=sorted(RESOURCES), types=sorted(TYPES), groups=progress.groups,
                            organizations=_organizations(), writable=g.caller.organization_ids(write=True),
                            started=request.args.get("queued"), items=request.args.get("items")), status
 
 
 def _init_body(form):
     """The form as the API's InitSchema loads a body (same fields, same validation)."""
-    raw = {k: v.strip() for k, v in form.items() if v.strip() and k in init_api.InitSchema().fields}
+    raw = {k: v.strip() for k, v in form.items() if v.strip() and k in InitSchema().fields}
     raw.pop("webhook_type", None)
     types = [t for t in form.getlist("webhook_type") if t.strip()]
     if types:
         raw["webhook_type"] = types
     try:
-        body = init_api.InitSchema().load(raw)
+        return InitSchema().load(raw)
     except ValidationError as exc:
-        smorest_abort(400, errors=exc.messages)
-    return body, form.get("resource", "")
-
-
-def _progress(rows):
-    by_org = {}
-    for row in rows:
-        entry = by_org.setdefault(row.organization_id, {"total": 0, "done": 0, "open": 0, "dead": 0,
-                                                        "last_due_at": None})
-        entry["total"] += row.n
-        if row.status == Status.DEAD:
-            entry["dead"] += row.n
-        elif row.status in lifecycle.FINAL:
-            entry["done"] += row.n
-        else:
-            entry["open"] += row.n
-            if row.last_due_at and (entry["last_due_at"] is None or row.last_due_at > entry["last_due_at"]):
-                entry["last_due_at"] = row.last_due_at
-    return by_org
+        raise Invalid(exc.messages) from None
