@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 
 from services.errors import Refused
+from services.errors import said
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class DooApi(Api):
             errors = errors["query"]
         message = data.get("message") or error.description or error.name
         if errors and not data.get("message"):
-            message = "Validation failed: " + "; ".join(_flatten(errors))
+            message = "Validation failed: " + "; ".join(said(errors))
         response, status = envelope(error.code or 500, message, errors)
         for name, value in (data.get("headers") or {}).items():
             response.headers[name] = value
@@ -132,27 +133,11 @@ class DooApi(Api):
         return response, status
 
 
-def _flatten(errors, prefix=""):
-    for key, value in errors.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _flatten(value, path + ".")
-        elif isinstance(value, list):
-            texts = [v for v in value if isinstance(v, str)]
-            nested = [v for v in value if isinstance(v, dict)]
-            if texts:
-                yield f"{path}: {' '.join(texts)}"
-            for item in nested:
-                yield from _flatten(item, path + ".")
-        else:
-            yield f"{path}: {value}"
-
-
 def refused(exc):
     """A use case's refusal (services.errors) in doo's envelope, like an abort of the same status."""
     message = exc.message
     if exc.errors and not message:
-        message = "Validation failed: " + "; ".join(_flatten(exc.errors))
+        message = "Validation failed: " + "; ".join(said(exc.errors))
     response, status = envelope(exc.status, message or USER_MESSAGES.get(exc.status, "The request failed."),
                                 exc.errors)
     if exc.status == 401:  # RFC 9110 §15.5.2: every 401 says how to authenticate

@@ -38,12 +38,13 @@ def refusals(command):
     """Say a use case's refusal (services.errors) as ``Error: <message>`` and exit 1, as the
     API answers it with its status: no traceback for an unknown id or a wrong state."""
     from services.errors import Refused
+    from services.errors import said
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except Refused as exc:
-            fields = "; ".join(f"{key}: {value}" for key, value in exc.errors.items())
+            fields = "; ".join(said(exc.errors))
             raise click.ClickException(" ".join(part for part in (exc.message, fields) if part)) from None
     return wrapper

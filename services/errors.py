@@ -41,3 +41,21 @@ class Conflict(Refused):
 class Unavailable(Refused):
     """A part the use case needs (the broker) is away; sending again later will work."""
     status = 503
+
+
+def said(errors, prefix=""):
+    """Field errors nested like marshmallow's, as lines "field.sub: message" (the API's
+    developer_message, the dashboard's page and the command line all say them so)."""
+    for key, value in errors.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from said(value, path + ".")
+        elif isinstance(value, list):
+            texts = [v for v in value if isinstance(v, str)]
+            nested = [v for v in value if isinstance(v, dict)]
+            if texts:
+                yield f"{path}: {' '.join(texts)}"
+            for item in nested:
+                yield from said(item, path + ".")
+        else:
+            yield f"{path}: {value}"

@@ -15,17 +15,14 @@ from app.api.deliveries import STATUSES
 from app.api.fields import LedgerDateTime
 from schemas.webhook_config import HookType
 from services import deliveries
+from services.errors import said
 
 PAGE_SIZE = 50
 
 
-def flat(errors, prefix=""):
+def flat(errors):
     """marshmallow's nested messages as one line."""
-    if isinstance(errors, dict):
-        return "; ".join(flat(v, f"{prefix}{k}.") for k, v in errors.items())
-    if isinstance(errors, list):
-        return f"{prefix.rstrip('.')}: " + " ".join(e for e in errors if isinstance(e, str))
-    return f"{prefix.rstrip('.')}: {errors}"
+    return "; ".join(said(errors))
 
 
 class ListingSchema(Schema):
