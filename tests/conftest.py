@@ -4,7 +4,9 @@ PostgreSQL is not optional: without it these fixtures fail (they never skip), be
 .ci/run starts it and a green run must mean the real database was used.
 """
 
+import datetime
 import os
+import platform
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from ground import settings as settings_module
 from storage.migrate import upgrade
 from storage.tables import metadata
+from tests.support import fault_report
 from tests.support import isolation
 
 PG_SERVER = os.environ.get("DOO_WEBHOOKS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -93,3 +96,33 @@ def server(httpserver_ipv4):
     takes werkzeug half a second; a test only adds expectations and reads ``server.log``.
     """
     return httpserver_ipv4
+
+
+# --- the fault report (tests/faults/), whole under pytest-xdist too -----------------------
+
+def pytest_sessionfinish(session):
+    """A worker of pytest-xdist hands its fault rows to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fault_cells"] = list(fault_report.CELLS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller of pytest-xdist collects each worker's fault rows."""
+    fault_report.CELLS.extend(tuple(cells) for cells in getattr(node, "workeroutput", {}).get("fault_cells", ()))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the fault report and write it to its file (only when fault cases ran)."""
+    cells = fault_report.CELLS
+    if not cells or hasattr(config, "workeroutput"):
+        return
+    table = fault_report.markdown(cells)
+    terminalreporter.write_sep("=", f"fault report ({len(cells)} case(s); lost must be 0)")
+    terminalreporter.write_line(table)
+    when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    path = os.environ.get("DOO_WEBHOOKS_FAULT_REPORT") or os.path.join(str(config.rootpath), ".fault-report.md")
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(f"# Fault report\n\n{when}, {platform.node()}, {os.cpu_count()} CPU(s), pytest exit "
+                  f"status {int(exitstatus)}\n\n{table}\n")
+    terminalreporter.write_line(f"fault report written to {path}")

@@ -1,15 +1,12 @@
 """The fault suite: each case breaks the running pipeline on purpose (real PostgreSQL, Redis,
 ``doo-webhooks`` processes and receivers on 127.0.0.1) and checks that nothing was lost.
 
-A small pytest plugin as well: each case records a row through the ``fault_case`` fixture;
-at the end of the run ``pytest_terminal_summary`` prints the table (CI runs README's test
-command, so its log carries it) and writes it to ``DOO_WEBHOOKS_FAULT_REPORT`` (default
+Each case records a row through the ``fault_case`` fixture (tests.support.fault_report);
+at the end of the run tests/conftest.py prints the table (CI runs README's test command, so
+its log carries it) and writes it to ``DOO_WEBHOOKS_FAULT_REPORT`` (default
 ``<rootdir>/.fault-report.md``). docs/faults.md says what each case breaks.
 """
 
-import datetime
-import os
-import platform
 import time
 
 import pytest
@@ -21,8 +18,8 @@ from tests.e2e.conftest import Pipeline
 from tests.e2e.conftest import order
 from tests.e2e.conftest import peer  # noqa: F401 (a fixture, for this directory's tests)
 from tests.e2e.conftest import pipeline_factory  # noqa: F401 (a fixture, for this directory's tests)
+from tests.support import fault_report
 from tests.support.fault_report import SETTLED
-from tests.support.fault_report import markdown
 from tests.support.fault_report import tally
 from tests.support.own_servers import PostgresServer
 from tests.support.own_servers import RedisServer
@@ -32,7 +29,6 @@ from tests.support.own_servers import RedisServer
 FAST = {"connect_timeout": "0.5", "read_timeout": "0.5"}
 MAX_ATTEMPTS = 10
 
-ROWS = []  # this run's report, in the order the cases finished
 
 
 class FaultCase:
@@ -80,7 +76,7 @@ class FaultCase:
         received = [r for r in list(peer.requests) if r.path in paths]
         row = tally(self.name, pipeline.engine, self.accepted, received, notes=notes() if callable(notes) else notes)
         row.seconds = time.monotonic() - self.started
-        ROWS.append(row)
+        fault_report.CELLS.append(row.cells())
         assert row.lost == 0, (f"{row.lost} lost: deliveries still {dict(row.open_states)}, "
                                f"triggers never fanned out {list(row.not_fanned_out)[:5]}")
         assert row.deliveries == per_trigger * row.triggers
@@ -144,22 +140,3 @@ def own_postgres():
         from storage.db import engine_for
         engine_for(server.url).dispose()
         server.close()
-
-
-def report_path(config):
-    return os.environ.get("DOO_WEBHOOKS_FAULT_REPORT") or os.path.join(str(config.rootpath), ".fault-report.md")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Print the fault report and write it to its file (only when fault cases ran)."""
-    if not ROWS:
-        return
-    table = markdown(ROWS)
-    terminalreporter.write_sep("=", f"fault report ({len(ROWS)} case(s); lost must be 0)")
-    terminalreporter.write_line(table)
-    when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    path = report_path(config)
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(f"# Fault report\n\n{when}, {platform.node()}, {os.cpu_count()} CPU(s), pytest exit "
-                  f"status {int(exitstatus)}\n\n{table}\n")
-    terminalreporter.write_line(f"fault report written to {path}")

@@ -81,9 +81,15 @@ def tally(fault, engine, accepted, requests, success=(200,), notes=""):
     )
 
 
-def markdown(rows):
+#: this process's report: the cells of each case, in the order the cases finished. Under
+#: pytest-xdist each worker fills its own, and hands it to the controller when it finishes
+#: (``workeroutput``), which prints the whole table (tests/conftest.py).
+CELLS = []
+
+
+def markdown(cells):
     """The report as a Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(cell) for cell in row.cells()) + " |")
+    for row in cells:
+        lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
     return "\n".join(lines)
