@@ -252,6 +252,7 @@ class Sender:
             await asyncio.wait_for(gate.lock.acquire(), self.throttle_wait)
         except asyncio.TimeoutError:
             gate.waiting -= 1
+            self._forget_idle(key, gate)
             return utcnow() + datetime.timedelta(seconds=expected)
         try:
             while True:
@@ -268,8 +269,12 @@ class Sender:
         finally:
             gate.lock.release()
             gate.waiting -= 1
-            if not gate.waiting and not gate.lock.locked():
-                self.gates.pop(key, None)
+            self._forget_idle(key, gate)
+
+    def _forget_idle(self, key, gate):
+        """Drop an endpoint's gate once no row waits there (else every endpoint ever throttled stays)."""
+        if not gate.waiting and not gate.lock.locked() and self.gates.get(key) is gate:
+            del self.gates[key]
 
     def _limiter_failed(self, exc, _last=[0.0]):
         if time.monotonic() - _last[0] > SUMMARY_SECONDS:
