@@ -28,6 +28,12 @@ def app(make_app):
 
 
 @pytest.fixture
+def ctx(app):
+    """The app's services.context.Context, for calling services/ directly."""
+    return app.extensions["doo_webhooks"]
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

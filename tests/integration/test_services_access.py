@@ -19,11 +19,6 @@ from storage.tables import access_tokens
 from tests.support.api import create_platform_key
 
 
-@pytest.fixture
-def ctx(app):
-    return app.extensions["doo_webhooks"]
-
-
 def test_a_token_is_issued_for_the_keys_own_client_credentials_only(ctx, tenant_factory):
     tenant = tenant_factory(login=False)
     with pytest.raises(Unauthorized) as refused:

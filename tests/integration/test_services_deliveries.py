@@ -11,27 +11,15 @@ from services.errors import Conflict
 from services.errors import Forbidden
 from services.errors import NotFound
 from services.tenancy import OPERATOR
-from services.tenancy import Caller
 from storage import delivery_log
-from storage import tenancy
 from storage.db import utcnow
 from storage.tables import deliveries
+from tests.support.tenants import caller_of
 from workers.fanout import fan_out
 from workers.producer import prepare
 
 HOOKS = {"name": "Box office CRM", "hooks": [
     {"type": "order_created", "method": "POST", "endpoint": "https://crm.example/orders"}]}
-
-
-@pytest.fixture
-def ctx(app):
-    return app.extensions["doo_webhooks"]
-
-
-def caller_of(ctx, tenant):
-    with ctx.engine.begin() as conn:
-        return Caller(tenant.organizer_id, tenant.credential_id,
-                      tuple(tenancy.memberships_of(conn, tenant.organizer_id)))
 
 
 def dead_letter(ctx, tenant, order_id=1):

@@ -3,27 +3,18 @@ only in their own organizations, the OPERATOR in every one), what it queues, its
 
 import pytest
 
-from services import access
 from services import initialization
 from services.errors import Forbidden
 from services.errors import Invalid
 from services.errors import NotFound
 from services.tenancy import OPERATOR
 from storage.db import utcnow
+from tests.support.tenants import caller_of
 from workers.fanout import fan_out
 from workers.producer import prepare
 
 HOOKS = {"name": "Box office CRM", "hooks": [
     {"type": "order_updated", "method": "POST", "endpoint": "https://crm.example/orders"}]}
-
-
-@pytest.fixture
-def ctx(app):
-    return app.extensions["doo_webhooks"]
-
-
-def caller_of(ctx, tenant):
-    return access.authenticate(ctx, tenant.api_key, tenant.access_token)
 
 
 def an_order(ctx, tenant, order_id=1):

@@ -7,37 +7,25 @@ import pytest
 from ground.crypto import MASK
 from schemas.webhook_config import WebhookConfigSchema
 from services import webhook_groups
-from services.context import Context
 from services.errors import Forbidden
 from services.errors import Invalid
 from services.errors import NotFound
 from services.tenancy import OPERATOR
-from services.tenancy import Caller
-from storage import tenancy
 from storage.db import utcnow
 from tests.support.seeds import SEED_SECRET
 from tests.support.seeds import seed_config
+from tests.support.tenants import caller_of
 from tests.support.tenants import new_tenant
-
-
-@pytest.fixture
-def ctx(settings):
-    return Context.create(settings)
 
 
 @pytest.fixture
 def people(app, client, ctx):
     """An owner, an organizer of another organization and a viewer of the owner's team, as Callers."""
-    def caller(tenant):
-        with ctx.engine.begin() as conn:
-            memberships = tuple(tenancy.memberships_of(conn, tenant.organizer_id))
-        return Caller(tenant.organizer_id, tenant.credential_id, memberships)
-
     owner = new_tenant(app, client, login=False)
     other = new_tenant(app, client, login=False)
     viewer = new_tenant(app, client, role="team_viewer", organization_id=owner.organization_id,
                         team_id=owner.team_id, login=False)
-    return {"owner": caller(owner), "other": caller(other), "viewer": caller(viewer),
+    return {"owner": caller_of(ctx, owner), "other": caller_of(ctx, other), "viewer": caller_of(ctx, viewer),
             "team_id": owner.team_id, "other_team_id": other.team_id}
 
 

@@ -11,6 +11,7 @@ import itertools
 
 from ground.crypto import digest
 from ground.crypto import new_secret
+from services.tenancy import Caller
 from storage import tenancy
 from storage.db import utcnow
 from tests.support.seeds import seed_config
@@ -99,3 +100,10 @@ def new_tenant(app, client, role="team_admin", organization_id=None, team_id=Non
     if login:
         tenant.login()
     return tenant
+
+
+def caller_of(ctx, tenant):
+    """The services' Caller for ``tenant``, with its memberships as they are now (what the API
+    and the dashboard pass to services/ after authenticating)."""
+    with ctx.engine.begin() as conn:
+        return Caller(tenant.organizer_id, tenant.credential_id, tuple(tenancy.memberships_of(conn, tenant.organizer_id)))
